@@ -1,0 +1,359 @@
+"""The command line: ``pacsbridge [--config FILE] [--log-level LEVEL] COMMAND``.
+
+Exit codes: 0 done; 1 delivery failed; 2 usage or configuration error; 3 input
+rejected.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import uuid
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+)
+
+from pacsbridge import __version__
+from pacsbridge.config import DicomDestination, Settings, load_settings
+from pacsbridge.context import CaptureContext, Patient
+from pacsbridge.deliver import dimse
+from pacsbridge.dicom.objects import JobObjects
+from pacsbridge.errors import ConfigError, InputRejected, PacsBridgeError
+
+logger = logging.getLogger(__name__)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+app = typer.Typer(
+    name="pacsbridge",
+    help=(
+        "PacsBridge turns clinical photos into DICOM objects for the right patient "
+        "and stores them in your PACS.\n\n"
+        "Exit codes: 0 done, 1 delivery failed, 2 usage or configuration error, "
+        "3 input rejected."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        help="Configuration file (TOML). Default: $PACSBRIDGE_CONFIG, else "
+        "./pacsbridge.toml when present, else built-in defaults.",
+        dir_okay=False,
+    ),
+]
+Files = Annotated[
+    list[Path], typer.Argument(help="Photos to convert: JPEG, PNG, HEIC, TIFF, ...")
+]
+
+
+class _State:
+    config: Path | None = None
+    log_level: str | None = None
+
+
+_state = _State()
+
+
+@app.callback()
+def _main(
+    config: ConfigOption = None,
+    log_level: Annotated[
+        str | None,
+        typer.Option(
+            "--log-level",
+            help="DEBUG, INFO, WARNING or ERROR (overrides local.log_level).",
+        ),
+    ] = None,
+) -> None:
+    _state.config = config
+    _state.log_level = log_level.upper() if log_level else None
+
+
+def _settings() -> Settings:
+    settings = load_settings(_state.config)
+    level = _state.log_level or settings.local.log_level
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        raise ConfigError(f"--log-level: unknown level {level!r}")
+    logging.basicConfig(
+        level=level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+        force=True,
+    )
+    return settings
+
+
+def _fail(exc: PacsBridgeError) -> NoReturn:
+    if isinstance(exc, InputRejected):
+        for rejected in exc.rejected:
+            err.print(f"[red]rejected[/red] {rejected}", highlight=False)
+        err.print("Nothing was sent: fix or leave out the files above.")
+    else:
+        err.print(f"[red]error[/red] {exc}", highlight=False)
+    raise typer.Exit(exc.exit_code)
+
+
+def _dicom_destination(settings: Settings, name: str) -> DicomDestination:
+    dest = settings.destination(name)
+    if not isinstance(dest, DicomDestination):
+        raise ConfigError(
+            f"destination {name!r} is of kind {dest.kind!r}, which this version "
+            "cannot send to yet (only 'dicom')"
+        )
+    return dest
+
+
+@app.command()
+def echo(
+    destination: Annotated[str, typer.Argument(help="Destination name in the config.")],
+) -> None:
+    """Check a destination answers: DICOM C-ECHO (verification)."""
+    try:
+        settings = _settings()
+        dest = _dicom_destination(settings, destination)
+        seconds = dimse.echo(dest, settings.local)
+    except PacsBridgeError as exc:
+        _fail(exc)
+    out.print(
+        f"{dest.name} ({dest.ae_title}@{dest.host}:{dest.port}) answered C-ECHO "
+        f"in {seconds * 1000:.0f} ms",
+        highlight=False,
+    )
+
+
+# The CONTEXT options, shared by dicomize and send.
+PatientId = Annotated[
+    str, typer.Option("--patient-id", help="Patient ID (required).", show_default=False)
+]
+PatientName = Annotated[
+    str, typer.Option("--patient-name", help="DICOM form: Family^Given^Middle.")
+]
+BirthDate = Annotated[str, typer.Option("--birth-date", help="YYYYMMDD.")]
+Sex = Annotated[str, typer.Option("--sex", help="M, F or O.")]
+Accession = Annotated[str, typer.Option("--accession", help="Accession Number.")]
+StudyUid = Annotated[
+    str,
+    typer.Option("--study-uid", help="Add to this existing study (else a new one)."),
+]
+StudyDescription = Annotated[str, typer.Option("--study-description")]
+SeriesDescription = Annotated[str, typer.Option("--series-description")]
+Modality = Annotated[str, typer.Option("--modality", help="Modality of the series.")]
+BodyPart = Annotated[
+    str, typer.Option("--body-part", help="Body Part Examined, e.g. HAND.")
+]
+Laterality = Annotated[str, typer.Option("--laterality", help="R or L.")]
+Operator = Annotated[
+    str, typer.Option("--operator", help="Operators' Name: who took the photos.")
+]
+
+
+def _context(
+    patient_id: str,
+    patient_name: str,
+    birth_date: str,
+    sex: str,
+    accession: str,
+    study_uid: str,
+    study_description: str,
+    series_description: str,
+    modality: str,
+    body_part: str,
+    laterality: str,
+    operator: str,
+) -> CaptureContext:
+    return CaptureContext(
+        patient=Patient(patient_id, patient_name, birth_date, sex.upper()),
+        accession_number=accession,
+        study_instance_uid=study_uid,
+        study_description=study_description,
+        series_description=series_description,
+        modality=modality.upper(),
+        body_part=body_part.upper(),
+        laterality=laterality.upper(),
+        operator=operator,
+    )
+
+
+def _plan(files: list[Path], context: CaptureContext, settings: Settings) -> JobObjects:
+    with _progress() as progress:
+        task = progress.add_task("Checking", total=len(files))
+        return JobObjects.plan(
+            files, context, settings, on_checked=lambda _: progress.advance(task)
+        )
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+    )
+
+
+@app.command()
+def dicomize(
+    files: Files,
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="Folder for the DICOM files.", file_okay=False)
+    ],
+    patient_id: PatientId = "",
+    patient_name: PatientName = "",
+    birth_date: BirthDate = "",
+    sex: Sex = "",
+    accession: Accession = "",
+    study_uid: StudyUid = "",
+    study_description: StudyDescription = "",
+    series_description: SeriesDescription = "",
+    modality: Modality = "XC",
+    body_part: BodyPart = "",
+    laterality: Laterality = "",
+    operator: Operator = "",
+) -> None:
+    """Write the DICOM objects for FILES into a folder; send nothing."""
+    try:
+        settings = _settings()
+        context = _context(
+            patient_id, patient_name, birth_date, sex, accession, study_uid,
+            study_description, series_description, modality, body_part,
+            laterality, operator,
+        )  # fmt: skip
+        job = _plan(files, context, settings)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for obj, ds in job:
+            ds.save_as(
+                out_dir / f"{obj.sop_instance_uid}.dcm", enforce_file_format=True
+            )
+    except PacsBridgeError as exc:
+        _fail(exc)
+    except OSError as exc:
+        err.print(f"[red]error[/red] {out_dir}: cannot write ({exc.strerror})")
+        raise typer.Exit(2) from None
+    out.print(f"Wrote {len(job)} DICOM objects to {out_dir}", highlight=False)
+
+
+@app.command()
+def send(
+    files: Files,
+    to: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--to",
+            help="Destination name; repeat for several. "
+            "Default: every enabled destination.",
+        ),
+    ] = None,
+    patient_id: PatientId = "",
+    patient_name: PatientName = "",
+    birth_date: BirthDate = "",
+    sex: Sex = "",
+    accession: Accession = "",
+    study_uid: StudyUid = "",
+    study_description: StudyDescription = "",
+    series_description: SeriesDescription = "",
+    modality: Modality = "XC",
+    body_part: BodyPart = "",
+    laterality: Laterality = "",
+    operator: Operator = "",
+) -> None:
+    """Convert FILES and store them in the destinations now, as one job."""
+    job_id = uuid.uuid4().hex[:12]
+    try:
+        settings = _settings()
+        destinations = [_dicom_destination(settings, d.name)
+                        for d in settings.pick_destinations(to)]  # fmt: skip
+        context = _context(
+            patient_id, patient_name, birth_date, sex, accession, study_uid,
+            study_description, series_description, modality, body_part,
+            laterality, operator,
+        )  # fmt: skip
+        job = _plan(files, context, settings)
+    except PacsBridgeError as exc:
+        _fail(exc)
+    logger.info("job %s: %d objects for %d destinations", job_id, len(job),
+                len(destinations))  # fmt: skip
+    reports = [_store_with_progress(dest, settings, job) for dest in destinations]
+    failed = [r for r in reports if not r.delivered]
+    for report in reports:
+        _print_report(report)
+    stored = sum(r.count("stored") + r.count("warning") for r in reports)
+    out.print(
+        f"Job {job_id}: {stored} of {len(job) * len(reports)} objects delivered to "
+        f"{len(reports) - len(failed)} of {len(reports)} destinations.",
+        highlight=False,
+    )
+    if failed:
+        raise typer.Exit(1)
+
+
+def _store_with_progress(
+    dest: DicomDestination, settings: Settings, job: JobObjects
+) -> dimse.DeliveryReport:
+    with _progress() as progress:
+        task = progress.add_task(f"Sending to {dest.name}", total=len(job))
+        return dimse.store(
+            dest, settings.local, job, on_sent=lambda *_: progress.advance(task)
+        )
+
+
+def _print_report(report: dimse.DeliveryReport) -> None:
+    for outcome in report.outcomes:
+        if outcome.state in ("failed", "warning") and outcome.status is not None:
+            err.print(
+                f"{report.destination}: {outcome.sop_instance_uid} {outcome.message}",
+                highlight=False,
+            )
+    if report.error:
+        err.print(f"[red]error[/red] {report.error}", highlight=False)
+    out.print(
+        f"{report.destination}: {report.count('stored')} stored, "
+        f"{report.count('warning')} with warnings, {report.count('failed')} failed, "
+        f"{report.count('not-sent')} not sent ({report.seconds:.1f} s)",
+        highlight=False,
+    )
+
+
+@app.command()
+def demo(
+    data_dir: Annotated[
+        Path | None,
+        typer.Option("--data-dir", help="Where the demo PACS keeps what it receives."),
+    ] = None,
+) -> None:
+    """Start a built-in demo PACS, send the bundled sample photos to it, show them."""
+    from pacsbridge import demo as demo_module
+
+    try:
+        settings = _settings()
+        folder = data_dir or settings.local.data_dir
+        code = demo_module.run(settings, folder, out)
+    except PacsBridgeError as exc:
+        _fail(exc)
+    raise typer.Exit(code)
+
+
+@app.command()
+def version() -> None:
+    """Print the PacsBridge version."""
+    out.print(__version__)
+
+
+def main() -> None:
+    """Entry point of the ``pacsbridge`` command."""
+    app()

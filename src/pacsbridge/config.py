@@ -1,0 +1,302 @@
+"""The settings model: one TOML file, checked completely at start.
+
+Every key has a default or a clear error. Unknown keys and bad values stop the program
+with a message naming the key and the file. Secrets and the log level may also come
+from the environment (``PACSBRIDGE_LOG_LEVEL``, ``PACSBRIDGE_API_KEYS``).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from pacsbridge.errors import ConfigError
+
+CONFIG_ENV = "PACSBRIDGE_CONFIG"
+DEFAULT_CONFIG_NAME = "pacsbridge.toml"
+
+
+def _check_ae_title(value: str) -> str:
+    # PS3.5 6.2: AE is at most 16 characters of the default repertoire, no backslash,
+    # no control characters, and leading/trailing spaces are not significant.
+    title = value.strip()
+    if not title:
+        raise ValueError("an AE title must not be empty")
+    if len(title) > 16:
+        raise ValueError("an AE title has at most 16 characters")
+    if not all(" " <= ch <= "~" for ch in title) or "\\" in title:
+        raise ValueError("an AE title holds only printable ASCII and no backslash")
+    return title
+
+
+AETitle = Annotated[str, AfterValidator(_check_ae_title)]
+Port = Annotated[int, Field(ge=1, le=65535)]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LocalSettings(_Section):
+    """Who we are on the network and where we keep our files."""
+
+    ae_title: AETitle = "PACSBRIDGE"
+    port: Port = 11112
+    data_dir: Path = Path("pacsbridge-data")
+    database_url: str = ""
+    max_pdu: int = Field(default=16384, description="0 means unlimited")
+    log_level: LogLevel = "WARNING"
+
+    @field_validator("max_pdu")
+    @classmethod
+    def _check_max_pdu(cls, value: int) -> int:
+        # PS3.8 9.3.1: the maximum length received is a 32-bit value; 0 is unlimited.
+        if value != 0 and not 4096 <= value <= 0xFFFFFFFF:
+            raise ValueError("max_pdu is 0 (unlimited) or between 4096 and 4294967295")
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+
+class ServerSettings(_Section):
+    host: str = "127.0.0.1"
+    port: Port = 8080
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+
+
+class ApiSettings(_Section):
+    keys: tuple[str, ...] = ()
+
+
+SopClassChoice = Literal["secondary-capture", "vl-photographic"]
+
+
+class _Destination(_Section):
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    enabled: bool = True
+    timeout: float = Field(default=30.0, gt=0, description="seconds")
+
+
+class DicomDestination(_Destination):
+    """A DICOM C-STORE SCP: a PACS, a VNA, a viewer."""
+
+    kind: Literal["dicom"]
+    ae_title: AETitle
+    host: str = Field(min_length=1)
+    port: Port
+    tls: bool = False
+    storage_commitment: bool = False
+    sop_class: SopClassChoice = "secondary-capture"
+
+
+class DicomWebDestination(_Destination):
+    kind: Literal["dicomweb"]
+    url: str = Field(min_length=1)
+    username: str = ""
+    password: str = ""
+    token: str = ""
+    sop_class: SopClassChoice = "secondary-capture"
+
+
+class Hl7Destination(_Destination):
+    kind: Literal["hl7"]
+    host: str = Field(min_length=1)
+    port: Port
+    message_type: Literal["MDM^T02", "ORU^R01"] = "MDM^T02"
+    assigning_authority: str = ""
+    content: Literal["embedded", "reference"] = "embedded"
+
+
+class XdsDestination(_Destination):
+    kind: Literal["xds"]
+    url: str = Field(min_length=1)
+    repository_unique_id: str = Field(min_length=1)
+    source_id: str = Field(min_length=1)
+    assigning_authority: str = Field(min_length=1)
+    class_code: str = ""
+    type_code: str = ""
+    format_code: str = ""
+    practice_setting_code: str = ""
+    facility_type_code: str = ""
+    confidentiality_code: str = "N"
+    language_code: str = "en-US"
+
+
+Destination = Annotated[
+    DicomDestination | DicomWebDestination | Hl7Destination | XdsDestination,
+    Field(discriminator="kind"),
+]
+
+
+class LookupSettings(_Section):
+    provider: Literal["worklist", "study", "dicomweb"] = "worklist"
+    ae_title: AETitle | None = None
+    host: str = ""
+    port: Port | None = None
+    url: str = ""
+    date_range_days: int = Field(default=0, ge=0)
+    default_charset: str = "ISO_IR 100"
+    max_results: int = Field(default=200, ge=1)
+
+
+class EquipmentSettings(_Section):
+    """The General Equipment module of every object (PS3.3 C.7.5.1)."""
+
+    institution: str = Field(default="", max_length=64)
+    department: str = Field(default="", max_length=64)
+    station_name: str = Field(default="", max_length=16)
+    manufacturer: str = Field(default="", max_length=64)
+    model: str = Field(default="", max_length=64)
+    serial_number: str = Field(default="", max_length=64)
+    software_version: str = Field(default="", max_length=64)
+
+
+class SeriesSettings(_Section):
+    number: int = Field(default=1, ge=0, le=2**31 - 1)
+
+
+class ImageSettings(_Section):
+    quality: int | Literal["lossless"] = 90
+    max_pixels: int = Field(default=100_000_000, ge=1)
+
+    @field_validator("quality")
+    @classmethod
+    def _check_quality(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and not 1 <= value <= 100:
+            raise ValueError('quality is a number from 1 to 100, or "lossless"')
+        return value
+
+
+class VideoSettings(_Section):
+    enabled: bool = True
+    quality: int = Field(default=23, ge=0, le=51, description="x264 CRF")
+
+
+class Settings(_Section):
+    """Everything a site configures."""
+
+    local: LocalSettings = LocalSettings()
+    server: ServerSettings = ServerSettings()
+    api: ApiSettings = ApiSettings()
+    destinations: tuple[Destination, ...] = ()
+    lookup: LookupSettings = LookupSettings()
+    equipment: EquipmentSettings = EquipmentSettings()
+    series: SeriesSettings = SeriesSettings()
+    image: ImageSettings = ImageSettings()
+    video: VideoSettings = VideoSettings()
+
+    @model_validator(mode="after")
+    def _unique_destination_names(self) -> Settings:
+        seen: set[str] = set()
+        for dest in self.destinations:
+            if dest.name in seen:
+                raise ValueError(f"destination name {dest.name!r} is used twice")
+            seen.add(dest.name)
+        return self
+
+    def destination(self, name: str) -> Destination:
+        """The destination called ``name``, or a ConfigError listing the known ones."""
+        for dest in self.destinations:
+            if dest.name == name:
+                return dest
+        known = ", ".join(d.name for d in self.destinations) or "none"
+        raise ConfigError(f"no destination is named {name!r} (configured: {known})")
+
+    def pick_destinations(self, names: list[str] | None) -> list[Destination]:
+        """The named destinations, or all enabled ones when no name is given."""
+        if names:
+            return [self.destination(name) for name in names]
+        chosen = [d for d in self.destinations if d.enabled]
+        if not chosen:
+            raise ConfigError("no enabled destination is configured")
+        return chosen
+
+
+def _describe(error: Any) -> str:
+    location = ""
+    for part in error["loc"]:
+        if isinstance(part, int):
+            location += f"[{part}]"
+        elif part in ("dicom", "dicomweb", "hl7", "xds"):
+            continue  # the discriminator's branch name, not a key of the file
+        else:
+            location += f".{part}" if location else str(part)
+    if error["type"] == "extra_forbidden":
+        return f"{location}: unknown key"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    return f"{location}: {message}" if location else message
+
+
+def find_config(path: Path | None) -> Path | None:
+    """The configuration file to read: the one named, ``$PACSBRIDGE_CONFIG``, or
+    ``pacsbridge.toml`` in the working folder when it exists."""
+    if path is not None:
+        return path
+    if os.environ.get(CONFIG_ENV):
+        return Path(os.environ[CONFIG_ENV])
+    default = Path(DEFAULT_CONFIG_NAME)
+    return default if default.is_file() else None
+
+
+def load_settings(path: Path | None) -> Settings:
+    """Read and check the configuration; defaults only when no file is found."""
+    path = find_config(path)
+    raw: dict[str, Any] = {}
+    if path is not None:
+        raw = _read_toml(path)
+    _apply_environment(raw)
+    try:
+        settings = Settings.model_validate(raw)
+    except ValidationError as exc:
+        where = str(path) if path else "the environment"
+        problems = "; ".join(_describe(e) for e in exc.errors())
+        raise ConfigError(f"{where}: {problems}") from None
+    base = path.parent if path is not None else Path.cwd()
+    return _resolve_paths(settings, base)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: the configuration file does not exist") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read ({exc.strerror})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+
+
+def _apply_environment(raw: dict[str, Any]) -> None:
+    level = os.environ.get("PACSBRIDGE_LOG_LEVEL")
+    if level:
+        raw.setdefault("local", {})["log_level"] = level
+    keys = os.environ.get("PACSBRIDGE_API_KEYS")
+    if keys:
+        raw.setdefault("api", {})["keys"] = [k.strip() for k in keys.split(",") if k]
+
+
+def _resolve_paths(settings: Settings, base: Path) -> Settings:
+    # Relative paths in the file are relative to the file, not to the working folder.
+    data_dir = settings.local.data_dir.expanduser()
+    if not data_dir.is_absolute():
+        data_dir = base / data_dir
+    local = settings.local.model_copy(update={"data_dir": data_dir})
+    return settings.model_copy(update={"local": local})

@@ -1,0 +1,1 @@
+"""Delivery: one module per transport, each sending a whole job to a destination."""

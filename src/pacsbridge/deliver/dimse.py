@@ -1,0 +1,288 @@
+"""DICOM C-ECHO and C-STORE to a destination: one association per job.
+
+PS3.4 B.2.3 gives the C-STORE statuses: 0x0000 success; 0x0001 and 0xBxxx warnings
+(the object is stored: never resend it); everything else a failure.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydicom.dataset import Dataset
+from pydicom.uid import (
+    UID,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+)
+from pynetdicom import AE, _config, evt
+from pynetdicom.association import Association
+from pynetdicom.presentation import PresentationContext
+from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
+
+from pacsbridge.config import DicomDestination, LocalSettings
+from pacsbridge.deliver import transport
+from pacsbridge.dicom.objects import JobObjects, PlannedObject
+from pacsbridge.dicom.uids import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
+from pacsbridge.errors import AssociationError
+
+logger = logging.getLogger(__name__)
+
+# Identifiers are patient data: pynetdicom must never log them, nor its own
+# per-message dumps that would carry them.
+_config.LOG_REQUEST_IDENTIFIERS = False
+_config.LOG_RESPONSE_IDENTIFIERS = False
+_config.LOG_HANDLER_LEVEL = "none"
+
+UNCOMPRESSED = (ExplicitVRLittleEndian, ImplicitVRLittleEndian)
+
+
+@dataclass(frozen=True)
+class ObjectOutcome:
+    """What a destination said about one object."""
+
+    sop_instance_uid: UID
+    state: str  # stored | warning | failed | not-sent
+    status: int | None = None
+    message: str = ""
+
+    @property
+    def delivered(self) -> bool:
+        return self.state in ("stored", "warning")
+
+
+@dataclass
+class DeliveryReport:
+    """Everything one destination did with the objects of one job."""
+
+    destination: str
+    outcomes: list[ObjectOutcome] = field(default_factory=list)
+    error: str = ""
+    bytes_sent: int = 0
+    seconds: float = 0.0
+
+    @property
+    def delivered(self) -> bool:
+        return not self.error and all(o.delivered for o in self.outcomes)
+
+    def count(self, state: str) -> int:
+        return sum(1 for o in self.outcomes if o.state == state)
+
+
+def echo(destination: DicomDestination, local: LocalSettings) -> float:
+    """C-ECHO the destination; the round trip in seconds, or AssociationError."""
+    started = time.perf_counter()
+    with _association(
+        destination, local, [_context(Verification, UNCOMPRESSED)]
+    ) as assoc:
+        status = assoc.send_c_echo()
+    if "Status" not in status:
+        raise AssociationError(f"{_peer(destination)} did not answer the C-ECHO")
+    if status.Status != 0x0000:
+        code = int(status.Status)
+        raise AssociationError(
+            f"{_peer(destination)} answered the C-ECHO with status 0x{code:04X}"
+        )
+    return time.perf_counter() - started
+
+
+def store(
+    destination: DicomDestination,
+    local: LocalSettings,
+    job: JobObjects,
+    on_sent: Callable[[PlannedObject, ObjectOutcome], None] | None = None,
+) -> DeliveryReport:
+    """Send every object of ``job`` on one association and report each outcome.
+
+    An association that cannot be made, is aborted or times out ends the report
+    with its error; objects it did not reach are ``not-sent``.
+    """
+    report = DeliveryReport(destination.name)
+    started = time.perf_counter()
+    try:
+        with _association(destination, local, _contexts_for(job)) as assoc:
+            _send_all(assoc, destination, job, report, on_sent)
+    except AssociationError as exc:
+        report.error = str(exc)
+    sent = {o.sop_instance_uid for o in report.outcomes}
+    report.outcomes.extend(
+        ObjectOutcome(obj.sop_instance_uid, "not-sent", message=report.error)
+        for obj in job.planned
+        if obj.sop_instance_uid not in sent
+    )
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _send_all(
+    assoc: Association,
+    destination: DicomDestination,
+    job: JobObjects,
+    report: DeliveryReport,
+    on_sent: Callable[[PlannedObject, ObjectOutcome], None] | None,
+) -> None:
+    accepted = {
+        (cx.abstract_syntax, cx.transfer_syntax[0]) for cx in assoc.accepted_contexts
+    }
+    for obj in job.planned:
+        outcome = _send_one(assoc, destination, job, obj, accepted)
+        report.outcomes.append(outcome)
+        if on_sent is not None:
+            on_sent(obj, outcome)
+        if outcome.state == "failed" and outcome.status is None:
+            raise AssociationError(outcome.message)
+
+
+def _send_one(
+    assoc: Association,
+    destination: DicomDestination,
+    job: JobObjects,
+    obj: PlannedObject,
+    accepted: set[tuple[UID | None, UID]],
+) -> ObjectOutcome:
+    uid = obj.sop_instance_uid
+    if (obj.sop_class_uid, obj.transfer_syntax) in accepted:
+        ds = job.build(obj)
+    elif any((obj.sop_class_uid, ts) in accepted for ts in UNCOMPRESSED):
+        # The destination refused the compressed syntax: send the pixels decoded.
+        ds = job.build(obj, uncompressed=True)
+    else:
+        return ObjectOutcome(
+            uid,
+            "failed",
+            message=f"{_peer(destination)} accepts no transfer syntax "
+            f"for SOP class {obj.sop_class_uid.name}",
+        )
+    status = assoc.send_c_store(ds)
+    return _outcome(destination, uid, status)
+
+
+def _outcome(destination: DicomDestination, uid: UID, status: Dataset) -> ObjectOutcome:
+    if "Status" not in status:
+        return ObjectOutcome(
+            uid,
+            "failed",
+            message=f"{_peer(destination)} gave no C-STORE response "
+            "(the association was aborted or timed out)",
+        )
+    code = int(status.Status)
+    if code == 0x0000:
+        logger.info("stored %s on %s", uid, destination.name)
+        return ObjectOutcome(uid, "stored", code)
+    if code == 0x0001 or 0xB000 <= code <= 0xBFFF:
+        logger.warning(
+            "stored %s on %s with warning 0x%04X", uid, destination.name, code
+        )
+        return ObjectOutcome(uid, "warning", code, f"stored with warning 0x{code:04X}")
+    comment = str(status.get("ErrorComment", "")).strip()
+    logger.error("%s refused %s with status 0x%04X", destination.name, uid, code)
+    text = f"refused with status 0x{code:04X}" + (f" ({comment})" if comment else "")
+    return ObjectOutcome(uid, "failed", code, text)
+
+
+def _contexts_for(job: JobObjects) -> list[PresentationContext]:
+    # Each compressed syntax gets a context of its own, so the acceptor cannot
+    # choose another one for it (PEERS: storescp and Orthanc both would), plus an
+    # uncompressed context to fall back to when it refuses the compressed one.
+    contexts: list[PresentationContext] = []
+    wanted = sorted({(o.sop_class_uid, o.transfer_syntax) for o in job.planned})
+    for sop_class in sorted({sop for sop, _ in wanted}):
+        for sop, ts in wanted:
+            if sop == sop_class and ts not in UNCOMPRESSED:
+                contexts.append(_context(sop_class, (ts,)))
+        contexts.append(_context(sop_class, UNCOMPRESSED))
+    return contexts
+
+
+def _context(sop_class: str, syntaxes: tuple[str, ...]) -> PresentationContext:
+    cx = PresentationContext()
+    cx.abstract_syntax = UID(sop_class)
+    cx.transfer_syntax = [UID(ts) for ts in syntaxes]
+    return cx
+
+
+@contextmanager
+def _association(
+    destination: DicomDestination,
+    local: LocalSettings,
+    contexts: list[PresentationContext],
+) -> Iterator[Association]:
+    if len(contexts) > 128:  # PS3.8 9.3.2.2: context IDs are odd numbers 1 to 255
+        raise AssociationError(f"{_peer(destination)}: too many presentation contexts")
+    ae = AE(ae_title=local.ae_title)
+    ae.implementation_class_uid = IMPLEMENTATION_CLASS_UID
+    ae.implementation_version_name = IMPLEMENTATION_VERSION_NAME
+    ae.maximum_pdu_size = local.max_pdu
+    ae.requested_contexts = contexts
+    for attr in (
+        "acse_timeout",
+        "dimse_timeout",
+        "network_timeout",
+        "connection_timeout",
+    ):
+        setattr(ae, attr, destination.timeout)
+
+    handlers: list[Any] = [(evt.EVT_CONN_OPEN, transport.tune_socket)]
+    assoc = ae.associate(
+        destination.host,
+        destination.port,
+        ae_title=destination.ae_title,
+        evt_handlers=handlers,
+    )
+    if not assoc.is_established:
+        raise AssociationError(_why_not_established(destination, assoc))
+    logger.info(
+        "association with %s established (peer max PDU %s)",
+        destination.name,
+        assoc.acceptor.maximum_length,
+    )
+    try:
+        yield assoc
+    finally:
+        if assoc.is_established:
+            assoc.release()
+        ae.shutdown()
+
+
+def _why_not_established(destination: DicomDestination, assoc: Association) -> str:
+    peer = _peer(destination)
+    if assoc.is_rejected:
+        return f"{peer} rejected the association ({_rejection(assoc)})"
+    if assoc.is_aborted:
+        return f"{peer} aborted the association request (check the AE titles)"
+    return (
+        f"{peer} could not be reached within {destination.timeout:g} s "
+        "(is it running and is the port right?)"
+    )
+
+
+def _rejection(assoc: Association) -> str:
+    response = assoc.acceptor.primitive
+    if response is None:
+        return "no reason given"
+    reason = {
+        (1, 1): "no reason given",
+        (1, 2): "application context not supported",
+        (1, 3): "our AE title is not recognised",
+        (1, 7): "its AE title is not the one we called",
+        (2, 1): "no reason given",
+        (2, 2): "protocol version not supported",
+        (3, 1): "temporary congestion",
+        (3, 2): "local limit exceeded",
+    }.get(
+        (response.result_source or 0, response.diagnostic or 0),
+        f"reason code {response.result_source}/{response.diagnostic}",
+    )
+    kind = "permanent" if response.result == 1 else "transient"
+    return f"{kind}: {reason}"
+
+
+def _peer(destination: DicomDestination) -> str:
+    return (
+        f"destination {destination.name!r} "
+        f"({destination.ae_title}@{destination.host}:{destination.port})"
+    )

@@ -1,0 +1,1 @@
+"""DICOM: building datasets from pixel data and a capture context."""

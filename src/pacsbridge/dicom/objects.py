@@ -1,0 +1,126 @@
+"""The DICOM objects of one job: every input checked first, then built one at a time.
+
+Checking every file before anything is sent means a bad file stops the whole job and
+nothing of it reaches a destination. Building lazily afterwards keeps memory flat in
+the number of pictures: only one object is in memory at a time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydicom.dataset import Dataset
+from pydicom.uid import UID, SecondaryCaptureImageStorage
+
+from pacsbridge.config import Settings
+from pacsbridge.context import CaptureContext
+from pacsbridge.dicom.secondary_capture import SeriesStamp, build_secondary_capture
+from pacsbridge.dicom.uids import new_uid
+from pacsbridge.errors import InputRejected
+from pacsbridge.media.stills import Still, decode_to_uncompressed, load_still
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PlannedObject:
+    """One input file and the identity its DICOM object will have."""
+
+    path: Path
+    sop_class_uid: UID
+    sop_instance_uid: UID
+    transfer_syntax: UID
+    instance_number: int
+
+
+class JobObjects:
+    """The planned objects of one job and the means to build each of them."""
+
+    def __init__(
+        self,
+        planned: Sequence[PlannedObject],
+        context: CaptureContext,
+        series: SeriesStamp,
+        settings: Settings,
+    ) -> None:
+        self.planned = tuple(planned)
+        self.context = context
+        self.series = series
+        self.settings = settings
+
+    @classmethod
+    def plan(
+        cls,
+        paths: Sequence[Path],
+        context: CaptureContext,
+        settings: Settings,
+        on_checked: Callable[[Path], None] | None = None,
+    ) -> JobObjects:
+        """Check every input; InputRejected lists every file that cannot be used."""
+        if not paths:
+            raise InputRejected(Path("."), "no input file was given")
+        planned: list[PlannedObject] = []
+        problems: list[InputRejected] = []
+        for number, path in enumerate(paths, start=1):
+            try:
+                still = load_still(path, settings.image)
+            except InputRejected as exc:
+                problems.append(exc)
+                continue
+            finally:
+                if on_checked is not None:
+                    on_checked(path)
+            planned.append(_plan_still(path, still, number))
+        if problems:
+            raise InputRejected.many(problems)
+        series = SeriesStamp(
+            study_instance_uid=UID(context.study_instance_uid or new_uid()),
+            series_instance_uid=new_uid(),
+            series_number=settings.series.number,
+            created=dt.datetime.now().astimezone(),
+            new_study=not context.study_instance_uid,
+        )
+        return cls(planned, context, series, settings)
+
+    def build(self, obj: PlannedObject, *, uncompressed: bool = False) -> Dataset:
+        """The object for ``obj``; its file is read and converted again.
+
+        ``uncompressed`` decodes compressed pixel data, for a destination that
+        refused the compressed transfer syntax.
+        """
+        still = load_still(obj.path, self.settings.image)
+        if uncompressed:
+            still = decode_to_uncompressed(still)
+        ds = build_secondary_capture(
+            still,
+            self.context,
+            self.series,
+            self.settings.equipment,
+            obj.sop_instance_uid,
+            obj.instance_number,
+        )
+        logger.debug(
+            "built %s from input %d", obj.sop_instance_uid, obj.instance_number
+        )
+        return ds
+
+    def __iter__(self) -> Iterator[tuple[PlannedObject, Dataset]]:
+        for obj in self.planned:
+            yield obj, self.build(obj)
+
+    def __len__(self) -> int:
+        return len(self.planned)
+
+
+def _plan_still(path: Path, still: Still, number: int) -> PlannedObject:
+    return PlannedObject(
+        path=path,
+        sop_class_uid=SecondaryCaptureImageStorage,
+        sop_instance_uid=new_uid(),
+        transfer_syntax=still.transfer_syntax,
+        instance_number=number,
+    )

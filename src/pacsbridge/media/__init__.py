@@ -1,0 +1,1 @@
+"""Media: turning input files into pixel data (stills now, video later)."""

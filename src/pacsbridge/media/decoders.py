@@ -1,0 +1,85 @@
+"""Opening every still format we take, with one error vocabulary.
+
+Pillow reads JPEG (baseline, progressive, arithmetic), PNG, TIFF, BMP, WebP and GIF;
+pillow-heif adds HEIC/HEIF. JPEG processes Pillow cannot decode (12-bit, lossless)
+go to libjpeg through pylibjpeg-libjpeg.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pillow_heif
+from PIL import Image, UnidentifiedImageError
+
+from pacsbridge.errors import InputRejected
+from pacsbridge.media import jpeg
+
+pillow_heif.register_heif_opener()
+
+# Formats of the first frame only (GIF, animated WebP, multi-page TIFF): a still is
+# one picture. MPO is Pillow's name for a JPEG carrying a multi-picture index.
+_FORMAT_NAMES = {"MPO": "JPEG", "HEIF": "HEIF", "AVIF": "HEIF"}
+
+
+def open_image(path: Path, data: bytes) -> Image.Image:
+    """Open the picture lazily: only the header is read, nothing is decoded yet."""
+    try:
+        return Image.open(io.BytesIO(data))
+    except UnidentifiedImageError:
+        raise InputRejected(
+            path, "is not an image format PacsBridge can read"
+        ) from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise InputRejected(path, f"has a damaged image header ({exc})") from None
+
+
+def format_name(im: Image.Image) -> str:
+    """The input's format as Digital Image Format Acquired says it."""
+    name = im.format or "unknown"
+    return _FORMAT_NAMES.get(name, name)
+
+
+def load_pixels(path: Path, im: Image.Image, data: bytes) -> Image.Image:
+    """Decode the first frame; a truncated or corrupt file is an InputRejected."""
+    try:
+        im.seek(0)
+        im.load()
+        return im.copy()
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        if data.startswith(jpeg.SOI):
+            return _decode_with_libjpeg(path, data, exc)
+        raise InputRejected(path, f"cannot be decoded ({_reason(exc)})") from None
+
+
+def _decode_with_libjpeg(path: Path, data: bytes, first: Exception) -> Image.Image:
+    try:
+        info = jpeg.parse(data)
+    except jpeg.JpegStructureError as exc:
+        raise InputRejected(path, f"is not a readable JPEG: it {exc}") from None
+    if info.sof_marker == 0xC0 or (
+        info.precision == 8 and info.sof_marker in (0xC1, 0xC2)
+    ):
+        # Pillow reads these processes: its failure means the data is damaged.
+        raise InputRejected(path, f"cannot be decoded ({_reason(first)})") from None
+
+    from libjpeg import decode  # type: ignore[attr-defined]  # rare processes only
+
+    transform = 0 if info.is_rgb_coded or len(info.components) != 3 else 1
+    try:
+        samples = decode(data, colour_transform=transform)
+    except (RuntimeError, ValueError) as exc:
+        raise InputRejected(path, f"cannot be decoded ({_reason(exc)})") from None
+    shift = max(info.precision - 8, 0)
+    eight_bit = (
+        (samples >> shift).astype(np.uint8) if shift else samples.astype(np.uint8)
+    )
+    mode = "L" if eight_bit.ndim == 2 else "RGB"
+    return Image.fromarray(eight_bit, mode=mode)
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text or type(exc).__name__

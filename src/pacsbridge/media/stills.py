@@ -1,0 +1,322 @@
+"""Stills: from an input file to pixel data a DICOM viewer shows upright and true.
+
+Baseline JPEG is passed through (metadata segments dropped, scans untouched, rotated
+losslessly when EXIF says so and the geometry allows). Everything else is decoded,
+turned upright, converted to sRGB and re-encoded as baseline JPEG at the configured
+quality, or kept uncompressed when the quality is ``lossless``.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import shutil
+import subprocess
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from PIL import Image, ImageCms
+from pydicom.uid import UID, ExplicitVRLittleEndian, JPEGBaseline8Bit
+
+from pacsbridge.config import ImageSettings
+from pacsbridge.errors import InputRejected
+from pacsbridge.media import decoders, jpeg
+
+logger = logging.getLogger(__name__)
+
+# Our own check of the pixel count comes first and names the setting; Pillow's
+# built-in bomb check would only repeat it with a less useful message.
+Image.MAX_IMAGE_PIXELS = None
+
+# PS3.3 C.7.6.1.1.5.1 defined terms for Lossy Image Compression Method.
+JPEG_LOSSY = "ISO_10918_1"
+_SOURCE_METHOD = {"HEIF": "ISO_23008_2", "JPEG": JPEG_LOSSY, "MPO": JPEG_LOSSY}
+
+# EXIF Orientation (CIPA DC-008 4.6.4) to the transform that makes the image upright.
+_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+_JPEGTRAN_ARGS = {
+    2: ["-flip", "horizontal"],
+    3: ["-rotate", "180"],
+    4: ["-flip", "vertical"],
+    5: ["-transpose"],
+    6: ["-rotate", "90"],
+    7: ["-transverse"],
+    8: ["-rotate", "270"],
+}
+_EXIF_ORIENTATION = 0x0112
+_SRGB = ImageCms.createProfile("sRGB")
+
+
+@dataclass(frozen=True)
+class Still:
+    """One still image as DICOM pixel data, with what a viewer needs to read it."""
+
+    pixel_data: bytes
+    transfer_syntax: UID
+    rows: int
+    columns: int
+    samples_per_pixel: int
+    photometric_interpretation: str
+    source_format: str
+    lossy_methods: tuple[str, ...] = ()
+    lossy_ratios: tuple[float, ...] = ()
+    icc_profile: bytes | None = None
+    passed_through: bool = False
+
+    @property
+    def lossy(self) -> bool:
+        """Whether the image has ever been through lossy compression."""
+        return bool(self.lossy_methods)
+
+
+def load_still(path: Path, settings: ImageSettings) -> Still:
+    """Read ``path`` and make it DICOM pixel data; InputRejected names what is wrong."""
+    data = _read(path)
+    if data.startswith(jpeg.SOI):
+        passed = _pass_through_jpeg(path, data, settings)
+        if passed is not None:
+            return passed
+    return _decode_and_encode(path, data, settings)
+
+
+def decode_to_uncompressed(still: Still) -> Still:
+    """The same picture uncompressed, for a destination that refuses JPEG Baseline."""
+    if still.transfer_syntax != JPEGBaseline8Bit:
+        return still
+    with Image.open(io.BytesIO(still.pixel_data)) as im:
+        if still.photometric_interpretation == "RGB":
+            im.draft("RGB", im.size)
+        pixels = im.convert("RGB") if im.mode not in ("L", "RGB") else im.copy()
+    return replace(
+        still,
+        pixel_data=_pad_even(pixels.tobytes()),
+        transfer_syntax=ExplicitVRLittleEndian,
+        photometric_interpretation="RGB" if pixels.mode == "RGB" else "MONOCHROME2",
+        samples_per_pixel=3 if pixels.mode == "RGB" else 1,
+        passed_through=False,
+    )
+
+
+def _read(path: Path) -> bytes:
+    try:
+        data = path.read_bytes()
+    except IsADirectoryError:
+        raise InputRejected(path, "is a folder, not an image file") from None
+    except OSError as exc:
+        raise InputRejected(path, f"cannot be read ({exc.strerror})") from None
+    if not data:
+        raise InputRejected(path, "is empty")
+    return data
+
+
+def _check_pixels(path: Path, rows: int, columns: int, settings: ImageSettings) -> None:
+    if rows * columns > settings.max_pixels:
+        raise InputRejected(
+            path,
+            f"has {columns}x{rows} pixels, more than image.max_pixels "
+            f"({settings.max_pixels}) allows",
+        )
+
+
+def _pass_through_jpeg(
+    path: Path, data: bytes, settings: ImageSettings
+) -> Still | None:
+    """The JPEG's own scans as pixel data, or None when it must be re-encoded."""
+    try:
+        info = jpeg.parse(data)
+    except jpeg.JpegStructureError as exc:
+        raise InputRejected(path, f"is not a readable JPEG: it {exc}") from None
+    _check_pixels(path, info.rows, info.columns, settings)
+    if not info.is_baseline or settings.quality == "lossless":
+        return None
+
+    stream = jpeg.without_metadata(data, info)
+    orientation = _exif_orientation(info.exif(data))
+    if orientation != 1:
+        rotated = _rotate_losslessly(stream, orientation)
+        if rotated is None:
+            return None
+        stream, info = rotated
+    return Still(
+        pixel_data=stream,
+        transfer_syntax=JPEGBaseline8Bit,
+        rows=info.rows,
+        columns=info.columns,
+        samples_per_pixel=len(info.components),
+        photometric_interpretation=info.photometric_interpretation,
+        source_format="JPEG",
+        lossy_methods=(JPEG_LOSSY,),
+        lossy_ratios=(_ratio(info.rows, info.columns, len(info.components), stream),),
+        icc_profile=info.icc_profile(data),
+        passed_through=True,
+    )
+
+
+def _exif_orientation(exif: bytes | None) -> int:
+    if not exif:
+        return 1
+    try:
+        parsed = Image.Exif()
+        parsed.load(exif)
+        value = parsed.get(_EXIF_ORIENTATION, 1)
+    except Exception:
+        logger.warning("EXIF block cannot be parsed; orientation taken as upright")
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def _rotate_losslessly(
+    stream: bytes, orientation: int
+) -> tuple[bytes, jpeg.JpegInfo] | None:
+    """Rotate the DCT coefficients with jpegtran; None when that cannot be exact.
+
+    ``-perfect`` makes jpegtran refuse rather than drop the partial edge blocks
+    that a rotation cannot move, so the picture is never cropped.
+    """
+    jpegtran = shutil.which("jpegtran")
+    if jpegtran is None:
+        logger.info("jpegtran is not installed: rotated JPEGs are re-encoded")
+        return None
+    args = [jpegtran, "-perfect", "-copy", "all", *_JPEGTRAN_ARGS[orientation]]
+    try:
+        done = subprocess.run(args, input=stream, capture_output=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        logger.warning("jpegtran did not run: the rotated JPEG is re-encoded")
+        return None
+    if done.returncode != 0:
+        return None
+    info = jpeg.parse(done.stdout)
+    return (done.stdout, info) if info.is_baseline else None
+
+
+def _decode_and_encode(path: Path, data: bytes, settings: ImageSettings) -> Still:
+    picture, source_format = _decode_upright_srgb(path, data, settings)
+    lossy_methods: tuple[str, ...] = ()
+    lossy_ratios: tuple[float, ...] = ()
+    if source_format in _SOURCE_METHOD and _source_is_lossy(data, source_format):
+        lossy_methods = (_SOURCE_METHOD[source_format],)
+        lossy_ratios = (_ratio(picture.height, picture.width, 3, data),)
+
+    if settings.quality == "lossless":
+        return Still(
+            pixel_data=_pad_even(picture.tobytes()),
+            transfer_syntax=ExplicitVRLittleEndian,
+            rows=picture.height,
+            columns=picture.width,
+            samples_per_pixel=3,
+            photometric_interpretation="RGB",
+            source_format=source_format,
+            lossy_methods=lossy_methods,
+            lossy_ratios=lossy_ratios,
+        )
+    buffer = io.BytesIO()
+    picture.save(buffer, "JPEG", quality=settings.quality, subsampling="4:2:0")
+    stream = buffer.getvalue()
+    return Still(
+        pixel_data=stream,
+        transfer_syntax=JPEGBaseline8Bit,
+        rows=picture.height,
+        columns=picture.width,
+        samples_per_pixel=3,
+        photometric_interpretation="YBR_FULL_422",
+        source_format=source_format,
+        lossy_methods=(*lossy_methods, JPEG_LOSSY),
+        lossy_ratios=(*lossy_ratios, _ratio(picture.height, picture.width, 3, stream)),
+    )
+
+
+def _source_is_lossy(data: bytes, source_format: str) -> bool:
+    if source_format != "JPEG":
+        return True
+    # SOF3, SOF7, SOF11 and SOF15 are the lossless processes (10918-1 Table B.1).
+    try:
+        return jpeg.parse(data).sof_marker not in (0xC3, 0xC7, 0xCB, 0xCF)
+    except jpeg.JpegStructureError:
+        return True
+
+
+def _decode_upright_srgb(
+    path: Path, data: bytes, settings: ImageSettings
+) -> tuple[Image.Image, str]:
+    with decoders.open_image(path, data) as im:
+        source_format = decoders.format_name(im)
+        _check_pixels(path, im.height, im.width, settings)
+        orientation = 1 if source_format == "HEIF" else _orientation_of(im)
+        picture = decoders.load_pixels(path, im, data)
+        icc = im.info.get("icc_profile")
+
+    picture = _to_srgb(picture, icc)
+    if orientation in _TRANSPOSE:
+        picture = picture.transpose(_TRANSPOSE[orientation])
+    return picture, source_format
+
+
+def _orientation_of(im: Image.Image) -> int:
+    try:
+        value = im.getexif().get(_EXIF_ORIENTATION, 1)
+    except Exception:
+        logger.warning("EXIF block cannot be parsed; orientation taken as upright")
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def _to_srgb(picture: Image.Image, icc: bytes | None) -> Image.Image:
+    """Flatten any mode to 8-bit sRGB, honouring an embedded colour profile."""
+    picture = _eight_bit(picture)
+    if picture.mode in ("P", "PA"):
+        has_alpha = picture.mode == "PA" or "transparency" in picture.info
+        picture = picture.convert("RGBA" if has_alpha else "RGB")
+    if icc and picture.mode in ("RGB", "RGBA", "L", "CMYK"):
+        picture = _apply_profile(picture, icc)
+    if picture.mode in ("RGBA", "LA", "RGBa", "La"):
+        # Transparent areas of a clinical photo are shown on white, as on paper.
+        rgba = picture.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        picture = Image.alpha_composite(background, rgba)
+    return picture.convert("RGB") if picture.mode != "RGB" else picture
+
+
+def _eight_bit(picture: Image.Image) -> Image.Image:
+    # Pillow's plain conversion clips 16-bit samples; scale them to 8 bits instead.
+    if picture.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        maximum = 65535 if picture.mode.startswith("I;16") else None
+        wide = picture.convert("I")
+        if maximum is None:
+            extrema = wide.getextrema()
+            maximum = max(int(extrema[1]), 255)  # type: ignore[arg-type]
+        return wide.point(lambda v: v * (255 / maximum)).convert("L")
+    if picture.mode == "F":
+        return picture.convert("L")
+    if picture.mode == "1":
+        return picture.convert("L")
+    return picture
+
+
+def _apply_profile(picture: Image.Image, icc: bytes) -> Image.Image:
+    output_mode = "RGBA" if picture.mode == "RGBA" else "RGB"
+    try:
+        source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        converted = ImageCms.profileToProfile(
+            picture, source, _SRGB, outputMode=output_mode
+        )
+    except (ImageCms.PyCMSError, OSError, ValueError):
+        logger.warning("embedded colour profile is unusable; pixels taken as sRGB")
+        return picture
+    return converted if converted is not None else picture
+
+
+def _ratio(rows: int, columns: int, samples: int, compressed: bytes) -> float:
+    return round(rows * columns * samples / max(len(compressed), 1), 2)
+
+
+def _pad_even(pixels: bytes) -> bytes:
+    # PS3.5 8.1.1: Pixel Data has an even length; an odd one gets one zero byte.
+    return pixels + b"\x00" if len(pixels) % 2 else pixels
