@@ -236,10 +236,8 @@ def dicomize(
         )  # fmt: skip
         job = _plan(files, context, settings)
         out_dir.mkdir(parents=True, exist_ok=True)
-        for obj, ds in job:
-            ds.save_as(
-                out_dir / f"{obj.sop_instance_uid}.dcm", enforce_file_format=True
-            )
+        for obj, built in job:
+            built.write(out_dir / f"{obj.sop_instance_uid}.dcm")
     except PacsBridgeError as exc:
         _fail(exc)
     except OSError as exc:

@@ -13,7 +13,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydicom.dataset import Dataset
 from pydicom.uid import (
     UID,
     ExplicitVRLittleEndian,
@@ -21,11 +20,12 @@ from pydicom.uid import (
 )
 from pynetdicom import AE, _config, evt
 from pynetdicom.association import Association
+from pynetdicom.dimse_primitives import C_STORE
 from pynetdicom.presentation import PresentationContext
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 
 from pacsbridge.config import DicomDestination, LocalSettings
-from pacsbridge.deliver import transport
+from pacsbridge.deliver import pdata, transport
 from pacsbridge.dicom.objects import JobObjects, PlannedObject
 from pacsbridge.dicom.uids import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 from pacsbridge.errors import AssociationError
@@ -126,10 +126,13 @@ def _send_all(
     on_sent: Callable[[PlannedObject, ObjectOutcome], None] | None,
 ) -> None:
     accepted = {
-        (cx.abstract_syntax, cx.transfer_syntax[0]) for cx in assoc.accepted_contexts
+        (UID(str(cx.abstract_syntax)), UID(str(cx.transfer_syntax[0]))): int(
+            cx.context_id or 0
+        )
+        for cx in assoc.accepted_contexts
     }
-    for obj in job.planned:
-        outcome = _send_one(assoc, destination, job, obj, accepted)
+    for message_id, obj in enumerate(job.planned, start=1):
+        outcome = _send_one(assoc, destination, job, obj, accepted, message_id)
         report.outcomes.append(outcome)
         if on_sent is not None:
             on_sent(obj, outcome)
@@ -142,34 +145,74 @@ def _send_one(
     destination: DicomDestination,
     job: JobObjects,
     obj: PlannedObject,
-    accepted: set[tuple[UID | None, UID]],
+    accepted: dict[tuple[UID, UID], int],
+    message_id: int,
 ) -> ObjectOutcome:
     uid = obj.sop_instance_uid
-    if (obj.sop_class_uid, obj.transfer_syntax) in accepted:
-        ds = job.build(obj)
-    elif any((obj.sop_class_uid, ts) in accepted for ts in UNCOMPRESSED):
-        # The destination refused the compressed syntax: send the pixels decoded.
-        ds = job.build(obj, uncompressed=True)
-    else:
+    syntax = _accepted_syntax(obj, accepted)
+    if syntax is None:
         return ObjectOutcome(
             uid,
             "failed",
             message=f"{_peer(destination)} accepts no transfer syntax "
             f"for SOP class {obj.sop_class_uid.name}",
         )
-    status = assoc.send_c_store(ds)
-    return _outcome(destination, uid, status)
+    built = job.build(obj)
+    if syntax != obj.transfer_syntax:
+        built = built.uncompressed()
+    command = pdata.c_store_command(message_id & 0xFFFF, obj.sop_class_uid, uid)
+    try:
+        response = pdata.send_request(
+            assoc,
+            accepted[(obj.sop_class_uid, syntax)],
+            command,
+            built.encoded(syntax),
+        )
+    except OSError as exc:
+        assoc.abort()
+        return ObjectOutcome(
+            uid,
+            "failed",
+            message=f"{_peer(destination)}: the connection failed while "
+            f"sending ({exc.strerror or exc})",
+        )
+    return _outcome(destination, uid, message_id & 0xFFFF, response, assoc)
 
 
-def _outcome(destination: DicomDestination, uid: UID, status: Dataset) -> ObjectOutcome:
-    if "Status" not in status:
+def _accepted_syntax(
+    obj: PlannedObject, accepted: dict[tuple[UID, UID], int]
+) -> UID | None:
+    """The object's own transfer syntax when accepted, else an uncompressed one:
+    a destination that refuses JPEG Baseline gets the pixels decoded."""
+    for syntax in (obj.transfer_syntax, *UNCOMPRESSED):
+        if (obj.sop_class_uid, syntax) in accepted:
+            return syntax
+    return None
+
+
+def _outcome(
+    destination: DicomDestination,
+    uid: UID,
+    message_id: int,
+    response: Any,
+    assoc: Association,
+) -> ObjectOutcome:
+    if not isinstance(response, C_STORE) or response.Status is None:
+        assoc.abort()
         return ObjectOutcome(
             uid,
             "failed",
             message=f"{_peer(destination)} gave no C-STORE response "
             "(the association was aborted or timed out)",
         )
-    code = int(status.Status)
+    if response.MessageIDBeingRespondedTo != message_id:
+        assoc.abort()
+        return ObjectOutcome(
+            uid,
+            "failed",
+            message=f"{_peer(destination)} answered another request than ours",
+        )
+    code = int(response.Status)
     if code == 0x0000:
         logger.info("stored %s on %s", uid, destination.name)
         return ObjectOutcome(uid, "stored", code)
@@ -178,7 +221,7 @@ def _outcome(destination: DicomDestination, uid: UID, status: Dataset) -> Object
             "stored %s on %s with warning 0x%04X", uid, destination.name, code
         )
         return ObjectOutcome(uid, "warning", code, f"stored with warning 0x{code:04X}")
-    comment = str(status.get("ErrorComment", "")).strip()
+    comment = str(getattr(response, "ErrorComment", "") or "").strip()
     logger.error("%s refused %s with status 0x%04X", destination.name, uid, code)
     text = f"refused with status 0x{code:04X}" + (f" ({comment})" if comment else "")
     return ObjectOutcome(uid, "failed", code, text)

@@ -13,15 +13,15 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydicom.dataset import Dataset
 from pydicom.uid import UID, SecondaryCaptureImageStorage
 
 from pacsbridge.config import Settings
 from pacsbridge.context import CaptureContext
+from pacsbridge.dicom.encoding import BuiltObject
 from pacsbridge.dicom.secondary_capture import SeriesStamp, build_secondary_capture
 from pacsbridge.dicom.uids import new_uid
 from pacsbridge.errors import InputRejected
-from pacsbridge.media.stills import Still, decode_to_uncompressed, load_still
+from pacsbridge.media.stills import Still, load_still
 
 logger = logging.getLogger(__name__)
 
@@ -86,16 +86,10 @@ class JobObjects:
         )
         return cls(planned, context, series, settings)
 
-    def build(self, obj: PlannedObject, *, uncompressed: bool = False) -> Dataset:
-        """The object for ``obj``; its file is read and converted again.
-
-        ``uncompressed`` decodes compressed pixel data, for a destination that
-        refused the compressed transfer syntax.
-        """
+    def build(self, obj: PlannedObject) -> BuiltObject:
+        """The object for ``obj``; its file is read and converted again."""
         still = load_still(obj.path, self.settings.image)
-        if uncompressed:
-            still = decode_to_uncompressed(still)
-        ds = build_secondary_capture(
+        built = build_secondary_capture(
             still,
             self.context,
             self.series,
@@ -106,9 +100,9 @@ class JobObjects:
         logger.debug(
             "built %s from input %d", obj.sop_instance_uid, obj.instance_number
         )
-        return ds
+        return built
 
-    def __iter__(self) -> Iterator[tuple[PlannedObject, Dataset]]:
+    def __iter__(self) -> Iterator[tuple[PlannedObject, BuiltObject]]:
         for obj in self.planned:
             yield obj, self.build(obj)
 

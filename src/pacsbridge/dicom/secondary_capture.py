@@ -6,13 +6,13 @@ import datetime as dt
 from dataclasses import dataclass
 
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.encaps import encapsulate
-from pydicom.uid import UID, JPEGBaseline8Bit, SecondaryCaptureImageStorage
+from pydicom.uid import UID, SecondaryCaptureImageStorage
 
 from pacsbridge import __version__
 from pacsbridge.config import EquipmentSettings
 from pacsbridge.context import CaptureContext
 from pacsbridge.dicom.charset import specific_character_set
+from pacsbridge.dicom.encoding import BuiltObject
 from pacsbridge.dicom.uids import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 from pacsbridge.media.stills import Still
 
@@ -45,7 +45,7 @@ def build_secondary_capture(
     equipment: EquipmentSettings,
     sop_instance_uid: UID,
     instance_number: int,
-) -> Dataset:
+) -> BuiltObject:
     """One Secondary Capture Image Storage object, valid for writing and sending."""
     ds = Dataset()
     _patient_and_study(ds, context, series)
@@ -58,7 +58,7 @@ def build_secondary_capture(
     )
     if charset is not None:
         ds.SpecificCharacterSet = charset
-    return ds
+    return BuiltObject(ds, still)
 
 
 _TEXT_VRS = frozenset({"PN", "LO", "SH", "ST", "LT", "UT", "UC"})
@@ -155,7 +155,6 @@ def _image(
     ds.PixelRepresentation = 0
     if still.icc_profile:
         ds.ICCProfile = still.icc_profile
-    _pixel_data(ds, still)
 
 
 def _lossy_compression(ds: Dataset, still: Still) -> None:
@@ -166,18 +165,6 @@ def _lossy_compression(ds: Dataset, still: Still) -> None:
     ds.LossyImageCompression = "01"
     ds.LossyImageCompressionRatio = [f"{r:.2f}"[:16] for r in still.lossy_ratios]
     ds.LossyImageCompressionMethod = list(still.lossy_methods)
-
-
-def _pixel_data(ds: Dataset, still: Still) -> None:
-    if still.transfer_syntax == JPEGBaseline8Bit:
-        # PS3.5 A.4: one frame, one fragment, an empty Basic Offset Table, and an
-        # undefined length (storescp aborts on a defined one).
-        ds.PixelData = encapsulate([still.pixel_data])
-        ds["PixelData"].VR = "OB"
-        ds["PixelData"].is_undefined_length = True
-    else:
-        ds.PixelData = still.pixel_data
-        ds["PixelData"].VR = "OB"
 
 
 def _sop_common(ds: Dataset, series: SeriesStamp, sop_instance_uid: UID) -> None:

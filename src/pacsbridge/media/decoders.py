@@ -28,7 +28,13 @@ def open_image(path: Path, data: bytes) -> Image.Image:
     """Open the picture lazily: only the header is read, nothing is decoded yet."""
     try:
         return Image.open(io.BytesIO(data))
-    except UnidentifiedImageError:
+    except UnidentifiedImageError as exc:
+        if data.startswith(jpeg.SOI):
+            # Pillow refuses 12- and 16-bit JPEG already when opening: libjpeg
+            # decodes them (the caller has checked the frame's size by then).
+            picture = _decode_with_libjpeg(path, data, exc)
+            picture.format = "JPEG"
+            return picture
         raise InputRejected(
             path, "is not an image format PacsBridge can read"
         ) from None
