@@ -88,20 +88,20 @@ class BuiltObject:
 
 
 def _pixel_data_element(still: Still, syntax: UID) -> list[Buffer]:
-    pixels = memoryview(still.pixel_data)
+    length = still.pixel_length
     if syntax.is_encapsulated:
         # PS3.5 A.4: undefined length, an empty Basic Offset Table item, then one
         # fragment holding the whole frame, padded to an even length.
-        pad = b"\x00" if len(pixels) % 2 else b""
-        fragment = _ITEM_TAG + struct.pack("<I", len(pixels) + len(pad))
+        pad = b"\x00" if length % 2 else b""
+        fragment = _ITEM_TAG + struct.pack("<I", length + len(pad))
         return [
             _PIXEL_DATA_TAG + b"OB\x00\x00" + _UNDEFINED + _ITEM_TAG + b"\x00" * 4,
             fragment,
-            pixels,
+            *still.pixel_parts,
             pad + _SEQUENCE_END,
         ]
     # Native pixel data is already even (stills pads it); OB for 8-bit samples.
-    length = struct.pack("<I", len(pixels))
+    value_length = struct.pack("<I", length)
     if syntax.is_implicit_VR:
-        return [_PIXEL_DATA_TAG + length, pixels]
-    return [_PIXEL_DATA_TAG + b"OB\x00\x00" + length, pixels]
+        return [_PIXEL_DATA_TAG + value_length, *still.pixel_parts]
+    return [_PIXEL_DATA_TAG + b"OB\x00\x00" + value_length, *still.pixel_parts]

@@ -219,24 +219,29 @@ def _end_of_image(data: bytes, pos: int) -> int:
 
 
 def without_metadata(data: bytes, info: JpegInfo) -> bytes:
-    """The stream with every metadata segment dropped and nothing after its EOI.
+    """The stream with every metadata segment dropped and nothing after its EOI."""
+    return b"".join(metadata_free_parts(data, info))
+
+
+def metadata_free_parts(data: bytes, info: JpegInfo) -> list[bytes | memoryview]:
+    """:func:`without_metadata` as two buffers: the kept segments, and a view of
+    the scans, so the bulk of the stream is not copied.
 
     Kept: the coding segments (tables, frame, restart interval), JFIF APP0 without
     a thumbnail, ICC profile APP2 and Adobe APP14, which say how to read the
     samples. Dropped: EXIF, XMP, GPS and maker notes (APP1), MPF and other APP2,
     Photoshop/IPTC APP13, every other APPn, comments, and data appended after EOI
-    such as gain maps and depth images. The scans are copied byte for byte.
+    such as gain maps and depth images. The scans are kept byte for byte.
     """
-    parts = [SOI]
+    head = [SOI]
     for seg in info.segments:
         if 0xE0 <= seg.marker <= 0xEF or seg.marker == _COM:
             kept = _kept_app_segment(data, seg)
             if kept is not None:
-                parts.append(kept)
+                head.append(kept)
         else:
-            parts.append(data[seg.start : seg.end])
-    parts.append(data[info.scan_start : info.end])
-    return b"".join(parts)
+            head.append(data[seg.start : seg.end])
+    return [b"".join(head), memoryview(data)[info.scan_start : info.end]]
 
 
 def _kept_app_segment(data: bytes, seg: Segment) -> bytes | None:

@@ -59,7 +59,7 @@ _SRGB = ImageCms.createProfile("sRGB")
 class Still:
     """One still image as DICOM pixel data, with what a viewer needs to read it."""
 
-    pixel_data: bytes
+    pixel_parts: tuple[bytes | memoryview, ...]  # one frame, in pieces
     transfer_syntax: UID
     rows: int
     columns: int
@@ -70,6 +70,17 @@ class Still:
     lossy_ratios: tuple[float, ...] = ()
     icc_profile: bytes | None = None
     passed_through: bool = False
+
+    @property
+    def pixel_data(self) -> bytes:
+        """The frame as one bytes object (a copy: the hot paths use the parts)."""
+        if len(self.pixel_parts) == 1 and isinstance(self.pixel_parts[0], bytes):
+            return self.pixel_parts[0]
+        return b"".join(self.pixel_parts)
+
+    @property
+    def pixel_length(self) -> int:
+        return sum(len(part) for part in self.pixel_parts)
 
     @property
     def lossy(self) -> bool:
@@ -97,7 +108,7 @@ def decode_to_uncompressed(still: Still) -> Still:
         pixels = im.convert("RGB") if im.mode not in ("L", "RGB") else im.copy()
     return replace(
         still,
-        pixel_data=_pad_even(pixels.tobytes()),
+        pixel_parts=(_pad_even(pixels.tobytes()),),
         transfer_syntax=ExplicitVRLittleEndian,
         photometric_interpretation="RGB" if pixels.mode == "RGB" else "MONOCHROME2",
         samples_per_pixel=3 if pixels.mode == "RGB" else 1,
@@ -138,15 +149,16 @@ def _pass_through_jpeg(
     if not info.is_baseline or settings.quality == "lossless":
         return None
 
-    stream = jpeg.without_metadata(data, info)
+    parts: tuple[bytes | memoryview, ...] = tuple(jpeg.metadata_free_parts(data, info))
     orientation = _exif_orientation(info.exif(data))
     if orientation != 1:
-        rotated = _rotate_losslessly(stream, orientation)
+        rotated = _rotate_losslessly(b"".join(parts), orientation)
         if rotated is None:
             return None
-        stream, info = rotated
+        parts, info = (rotated[0],), rotated[1]
+    length = sum(len(part) for part in parts)
     return Still(
-        pixel_data=stream,
+        pixel_parts=parts,
         transfer_syntax=JPEGBaseline8Bit,
         rows=info.rows,
         columns=info.columns,
@@ -154,7 +166,7 @@ def _pass_through_jpeg(
         photometric_interpretation=info.photometric_interpretation,
         source_format="JPEG",
         lossy_methods=(JPEG_LOSSY,),
-        lossy_ratios=(_ratio(info.rows, info.columns, len(info.components), stream),),
+        lossy_ratios=(_ratio(info.rows, info.columns, len(info.components), length),),
         icc_profile=info.icc_profile(data),
         passed_through=True,
     )
@@ -203,11 +215,11 @@ def _decode_and_encode(path: Path, data: bytes, settings: ImageSettings) -> Stil
     lossy_ratios: tuple[float, ...] = ()
     if source_format in _SOURCE_METHOD and _source_is_lossy(data, source_format):
         lossy_methods = (_SOURCE_METHOD[source_format],)
-        lossy_ratios = (_ratio(picture.height, picture.width, 3, data),)
+        lossy_ratios = (_ratio(picture.height, picture.width, 3, len(data)),)
 
     if settings.quality == "lossless":
         return Still(
-            pixel_data=_pad_even(picture.tobytes()),
+            pixel_parts=(_pad_even(picture.tobytes()),),
             transfer_syntax=ExplicitVRLittleEndian,
             rows=picture.height,
             columns=picture.width,
@@ -221,7 +233,7 @@ def _decode_and_encode(path: Path, data: bytes, settings: ImageSettings) -> Stil
     picture.save(buffer, "JPEG", quality=settings.quality, subsampling="4:2:0")
     stream = buffer.getvalue()
     return Still(
-        pixel_data=stream,
+        pixel_parts=(stream,),
         transfer_syntax=JPEGBaseline8Bit,
         rows=picture.height,
         columns=picture.width,
@@ -229,7 +241,10 @@ def _decode_and_encode(path: Path, data: bytes, settings: ImageSettings) -> Stil
         photometric_interpretation="YBR_FULL_422",
         source_format=source_format,
         lossy_methods=(*lossy_methods, JPEG_LOSSY),
-        lossy_ratios=(*lossy_ratios, _ratio(picture.height, picture.width, 3, stream)),
+        lossy_ratios=(
+            *lossy_ratios,
+            _ratio(picture.height, picture.width, 3, len(stream)),
+        ),
     )
 
 
@@ -313,8 +328,8 @@ def _apply_profile(picture: Image.Image, icc: bytes) -> Image.Image:
     return converted if converted is not None else picture
 
 
-def _ratio(rows: int, columns: int, samples: int, compressed: bytes) -> float:
-    return round(rows * columns * samples / max(len(compressed), 1), 2)
+def _ratio(rows: int, columns: int, samples: int, compressed: int) -> float:
+    return round(rows * columns * samples / max(compressed, 1), 2)
 
 
 def _pad_even(pixels: bytes) -> bytes:
