@@ -16,6 +16,7 @@ from typing import Any
 
 from pydicom.uid import UID
 from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts, evt
+from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 from rich.console import Console
 
 from pacsbridge.config import DicomDestination, Settings
@@ -39,6 +40,7 @@ class DemoPacs:
         self.stored: list[Path] = []
         self._lock = threading.Lock()
         self._ae = AE(ae_title=ae_title)
+        self._ae.add_supported_context(Verification)
         for cx in AllStoragePresentationContexts:
             if cx.abstract_syntax is not None:
                 self._ae.add_supported_context(

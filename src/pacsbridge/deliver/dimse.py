@@ -269,7 +269,11 @@ def _association(
     ):
         setattr(ae, attr, destination.timeout)
 
-    handlers: list[Any] = [(evt.EVT_CONN_OPEN, transport.tune_socket)]
+    connected: list[bool] = []
+    handlers: list[Any] = [
+        (evt.EVT_CONN_OPEN, transport.tune_socket),
+        (evt.EVT_CONN_OPEN, lambda _: connected.append(True)),
+    ]
     assoc = ae.associate(
         destination.host,
         destination.port,
@@ -277,7 +281,7 @@ def _association(
         evt_handlers=handlers,
     )
     if not assoc.is_established:
-        raise AssociationError(_why_not_established(destination, assoc))
+        raise AssociationError(_why_not_established(destination, assoc, connected))
     logger.info(
         "association with %s established (peer max PDU %s)",
         destination.name,
@@ -291,16 +295,25 @@ def _association(
         ae.shutdown()
 
 
-def _why_not_established(destination: DicomDestination, assoc: Association) -> str:
+def _why_not_established(
+    destination: DicomDestination, assoc: Association, connected: list[bool]
+) -> str:
     peer = _peer(destination)
+    if not connected:
+        return (
+            f"{peer} could not be reached: connection refused or no answer within "
+            f"{destination.timeout:g} s (is it running, are host and port right?)"
+        )
     if assoc.is_rejected:
         return f"{peer} rejected the association ({_rejection(assoc)})"
+    response = assoc.acceptor.primitive
+    if response is not None and response.result == 0:
+        return (
+            f"{peer} accepted none of the SOP classes and transfer syntaxes we proposed"
+        )
     if assoc.is_aborted:
         return f"{peer} aborted the association request (check the AE titles)"
-    return (
-        f"{peer} could not be reached within {destination.timeout:g} s "
-        "(is it running and is the port right?)"
-    )
+    return f"{peer} did not answer the association request in time"
 
 
 def _rejection(assoc: Association) -> str:

@@ -1,0 +1,5 @@
+"""``python -m pacsbridge``: the same as the ``pacsbridge`` command."""
+
+from pacsbridge.cli import main
+
+main()

@@ -1,0 +1,193 @@
+"""The command line end to end: exit codes, messages, and what reaches the PACS.
+
+The destination here is the embedded demo PACS (a real pynetdicom Storage SCP in
+this process); the CLI runs as a separate process, as a user would run it.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pydicom
+import pytest
+
+from pacsbridge.demo import DemoPacs, sample_photos
+
+PATIENT_NAME = "Zyxwvut^Quorra"
+PATIENT_ID = "PID-93817264"
+BIRTH_DATE = "19510917"
+
+
+@pytest.fixture
+def pacs(tmp_path: Path) -> Iterator[DemoPacs]:
+    with DemoPacs(tmp_path / "pacs") as server:
+        yield server
+
+
+def write_config(folder: Path, port: int, extra: str = "") -> Path:
+    config = folder / "pacsbridge.toml"
+    config.write_text(
+        f"""
+[local]
+data_dir = "data"
+[[destinations]]
+name = "pacs"
+kind = "dicom"
+ae_title = "DEMOPACS"
+host = "127.0.0.1"
+port = {port}
+timeout = 5
+{extra}
+"""
+    )
+    return config
+
+
+def run_cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pacsbridge", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def patient_args() -> list[str]:
+    return [
+        "--patient-id", PATIENT_ID, "--patient-name", PATIENT_NAME,
+        "--birth-date", BIRTH_DATE, "--sex", "F",
+    ]  # fmt: skip
+
+
+def test_send_stores_every_photo_under_the_patient(
+    pacs: DemoPacs, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path, pacs.port)
+    photos = sample_photos()
+
+    done = run_cli("--config", config, "send", *photos, *patient_args())
+
+    assert done.returncode == 0, done.stderr
+    assert "3 of 3 objects delivered" in done.stdout
+    stored = [pydicom.dcmread(p) for p in pacs.stored]
+    assert len(stored) == len(photos)
+    assert {ds.PatientID for ds in stored} == {PATIENT_ID}
+    assert {str(ds.PatientName) for ds in stored} == {PATIENT_NAME}
+    assert len({ds.StudyInstanceUID for ds in stored}) == 1
+    assert len({ds.SeriesInstanceUID for ds in stored}) == 1
+    assert sorted(int(ds.InstanceNumber) for ds in stored) == [1, 2, 3]
+
+
+def test_missing_patient_id_is_exit_2_and_sends_nothing(
+    pacs: DemoPacs, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path, pacs.port)
+
+    done = run_cli("--config", config, "send", *sample_photos())
+
+    assert done.returncode == 2
+    assert "Patient ID is missing" in done.stderr
+    assert pacs.stored == []
+
+
+def test_bad_input_is_exit_3_naming_every_bad_file_and_sends_nothing(
+    pacs: DemoPacs, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path, pacs.port)
+    empty = tmp_path / "empty.jpg"
+    empty.write_bytes(b"")
+    text = tmp_path / "notes.png"
+    text.write_text("not a picture")
+    truncated = tmp_path / "cut.jpg"
+    truncated.write_bytes(sample_photos()[0].read_bytes()[:50_000])
+
+    done = run_cli(
+        "--config", config, "send", sample_photos()[0], empty, text, truncated,
+        tmp_path / "missing.jpg", *patient_args(),
+    )  # fmt: skip
+
+    assert done.returncode == 3
+    for bad in ("empty.jpg: is empty", "notes.png: is not an image", "cut.jpg:",
+                "missing.jpg: cannot be read"):  # fmt: skip
+        assert bad in done.stderr
+    assert "Nothing was sent" in done.stderr
+    assert pacs.stored == []
+
+
+def test_unknown_config_key_is_exit_2_naming_key_and_file(tmp_path: Path) -> None:
+    config = write_config(tmp_path, 104, extra="colour = 'blue'")
+
+    done = run_cli("--config", config, "send", *sample_photos(), *patient_args())
+
+    assert done.returncode == 2
+    assert str(config) in done.stderr
+    assert "destinations[0].colour: unknown key" in done.stderr
+
+
+def test_unknown_destination_is_exit_2(pacs: DemoPacs, tmp_path: Path) -> None:
+    config = write_config(tmp_path, pacs.port)
+
+    done = run_cli(
+        "--config", config, "send", *sample_photos(), "--to", "nowhere",
+        *patient_args(),
+    )  # fmt: skip
+
+    assert done.returncode == 2
+    assert "no destination is named 'nowhere' (configured: pacs)" in done.stderr
+
+
+def test_unreachable_destination_is_exit_1_naming_it(tmp_path: Path) -> None:
+    # Port 9 (discard) on loopback has no listener here: the connection is refused.
+    config = write_config(tmp_path, 9)
+
+    done = run_cli("--config", config, "send", *sample_photos(), *patient_args())
+
+    assert done.returncode == 1
+    assert "destination 'pacs' (DEMOPACS@127.0.0.1:9) could not be reached" in (
+        done.stderr
+    )
+    assert "0 stored" in done.stdout and "3 not sent" in done.stdout
+
+
+def test_echo_reports_the_round_trip(pacs: DemoPacs, tmp_path: Path) -> None:
+    config = write_config(tmp_path, pacs.port)
+
+    done = run_cli("--config", config, "echo", "pacs")
+
+    assert done.returncode == 0, done.stderr
+    assert f"pacs (DEMOPACS@127.0.0.1:{pacs.port}) answered C-ECHO" in done.stdout
+
+
+def test_dicomize_writes_one_file_per_photo(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+
+    done = run_cli("dicomize", *sample_photos(), "--out", out, *patient_args())
+
+    assert done.returncode == 0, done.stderr
+    files = sorted(out.glob("*.dcm"))
+    assert len(files) == 3
+    for path in files:
+        ds = pydicom.dcmread(path)
+        assert ds.PatientID == PATIENT_ID
+        assert path.stem == ds.SOPInstanceUID
+        ds.pixel_array  # noqa: B018 - decodes: the pixel data is a readable JPEG
+
+
+def test_debug_logs_of_a_whole_send_hold_no_patient_data(
+    pacs: DemoPacs, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path, pacs.port)
+
+    done = run_cli(
+        "--config", config, "--log-level", "DEBUG", "send", *sample_photos(),
+        *patient_args(), "--accession", "ACC-55501",
+    )  # fmt: skip
+
+    assert done.returncode == 0, done.stderr
+    assert "DEBUG" in done.stderr  # the logs really were at debug level
+    assert "stored 2.25." in done.stderr
+    for secret in (PATIENT_ID, "Zyxwvut", "Quorra", BIRTH_DATE, "ACC-55501"):
+        assert secret not in done.stderr
