@@ -1,0 +1,1 @@
+"""PacsBridge's test suite; a package so that tests import ``tests.peers``."""
