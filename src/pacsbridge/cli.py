@@ -53,10 +53,15 @@ ConfigOption = Annotated[
         help="Configuration file (TOML). Default: $PACSBRIDGE_CONFIG, else "
         "./pacsbridge.toml when present, else built-in defaults.",
         dir_okay=False,
+        metavar="FILE",
     ),
 ]
 Files = Annotated[
-    list[Path], typer.Argument(help="Photos to convert: JPEG, PNG, HEIC, TIFF, ...")
+    list[Path],
+    typer.Argument(
+        help="Photos to convert: JPEG, PNG, HEIC, TIFF, BMP, WebP, GIF.",
+        metavar="FILE",
+    ),
 ]
 
 
@@ -76,6 +81,7 @@ def _main(
         typer.Option(
             "--log-level",
             help="DEBUG, INFO, WARNING or ERROR (overrides local.log_level).",
+            metavar="LEVEL",
         ),
     ] = None,
 ) -> None:
@@ -119,7 +125,9 @@ def _dicom_destination(settings: Settings, name: str) -> DicomDestination:
 
 @app.command()
 def echo(
-    destination: Annotated[str, typer.Argument(help="Destination name in the config.")],
+    destination: Annotated[
+        str, typer.Argument(help="Destination name in the config.", metavar="DEST")
+    ],
 ) -> None:
     """Check a destination answers: DICOM C-ECHO (verification)."""
     try:
@@ -137,27 +145,56 @@ def echo(
 
 # The CONTEXT options, shared by dicomize and send.
 PatientId = Annotated[
-    str, typer.Option("--patient-id", help="Patient ID (required).", show_default=False)
+    str, typer.Option("--patient-id", help="Patient ID (required).", metavar="ID")
 ]
 PatientName = Annotated[
-    str, typer.Option("--patient-name", help="DICOM form: Family^Given^Middle.")
+    str,
+    typer.Option(
+        "--patient-name", help="DICOM form: Family^Given^Middle.", metavar="NAME"
+    ),
 ]
-BirthDate = Annotated[str, typer.Option("--birth-date", help="YYYYMMDD.")]
-Sex = Annotated[str, typer.Option("--sex", help="M, F or O.")]
-Accession = Annotated[str, typer.Option("--accession", help="Accession Number.")]
+BirthDate = Annotated[
+    str, typer.Option("--birth-date", help="Patient's birth date.", metavar="YYYYMMDD")
+]
+Sex = Annotated[
+    str, typer.Option("--sex", help="Patient's sex: M, F or O.", metavar="M|F|O")
+]
+Accession = Annotated[
+    str, typer.Option("--accession", help="Accession Number of the order.", metavar="N")
+]
 StudyUid = Annotated[
     str,
-    typer.Option("--study-uid", help="Add to this existing study (else a new one)."),
+    typer.Option(
+        "--study-uid",
+        help="Add to this existing study (else a new one).",
+        metavar="UID",
+    ),
 ]
-StudyDescription = Annotated[str, typer.Option("--study-description")]
-SeriesDescription = Annotated[str, typer.Option("--series-description")]
-Modality = Annotated[str, typer.Option("--modality", help="Modality of the series.")]
+StudyDescription = Annotated[
+    str, typer.Option("--study-description", help="Study Description.", metavar="TEXT")
+]
+SeriesDescription = Annotated[
+    str,
+    typer.Option("--series-description", help="Series Description.", metavar="TEXT"),
+]
+Modality = Annotated[
+    str, typer.Option("--modality", help="Modality of the series.", metavar="CODE")
+]
 BodyPart = Annotated[
-    str, typer.Option("--body-part", help="Body Part Examined, e.g. HAND.")
+    str,
+    typer.Option("--body-part", help="Body Part Examined, e.g. HAND.", metavar="CODE"),
 ]
-Laterality = Annotated[str, typer.Option("--laterality", help="R or L.")]
+Laterality = Annotated[
+    str,
+    typer.Option(
+        "--laterality", help="Laterality of a paired body part.", metavar="R|L"
+    ),
+]
 Operator = Annotated[
-    str, typer.Option("--operator", help="Operators' Name: who took the photos.")
+    str,
+    typer.Option(
+        "--operator", help="Operators' Name: who took the photos.", metavar="NAME"
+    ),
 ]
 
 
@@ -211,7 +248,10 @@ def _progress() -> Progress:
 def dicomize(
     files: Files,
     out_dir: Annotated[
-        Path, typer.Option("--out", help="Folder for the DICOM files.", file_okay=False)
+        Path,
+        typer.Option(
+            "--out", help="Folder for the DICOM files.", file_okay=False, metavar="DIR"
+        ),
     ],
     patient_id: PatientId = "",
     patient_name: PatientName = "",
@@ -255,6 +295,7 @@ def send(
             "--to",
             help="Destination name; repeat for several. "
             "Default: every enabled destination.",
+            metavar="DEST",
         ),
     ] = None,
     patient_id: PatientId = "",
@@ -331,7 +372,12 @@ def _print_report(report: dimse.DeliveryReport) -> None:
 def demo(
     data_dir: Annotated[
         Path | None,
-        typer.Option("--data-dir", help="Where the demo PACS keeps what it receives."),
+        typer.Option(
+            "--data-dir",
+            help="Where the demo PACS keeps what it receives "
+            "(default: local.data_dir).",
+            metavar="DIR",
+        ),
     ] = None,
 ) -> None:
     """Start a built-in demo PACS, send the bundled sample photos to it, show them."""
