@@ -62,6 +62,9 @@ class JpegInfo:
     segments: tuple[Segment, ...]
     scan_start: int  # offset of the first SOS marker
     end: int  # offset just past the EOI that ends the primary image
+    # APPn and COM segments after the first scan: 10918-1 B.2.1 allows them
+    # between scans and before EOI, and they are metadata like the others.
+    late_metadata: tuple[Segment, ...] = ()
 
     @property
     def is_baseline(self) -> bool:
@@ -144,7 +147,7 @@ def parse(data: bytes) -> JpegInfo:
     if frame is None:
         raise JpegStructureError("has no frame header (SOF) before its first scan")
     scan_start = pos - 2
-    end = _end_of_image(data, scan_start)
+    end, late = _end_of_image(data, scan_start)
     sof, precision, rows, columns, components = frame
     return JpegInfo(
         sof,
@@ -156,6 +159,7 @@ def parse(data: bytes) -> JpegInfo:
         tuple(segments),
         scan_start,
         end,
+        late,
     )
 
 
@@ -200,15 +204,18 @@ def _parse_frame(
     return marker, precision, rows, columns, components
 
 
-def _end_of_image(data: bytes, pos: int) -> int:
+def _end_of_image(data: bytes, pos: int) -> tuple[int, tuple[Segment, ...]]:
     # Progressive and multi-scan streams carry more segments between scans; skip
     # each segment by its length and each entropy-coded run up to the next marker.
+    late: list[Segment] = []
     while True:
         marker, pos = _next_marker(data, pos)
         if marker == 0xD9:
-            return pos
-        length = _segment_length(data, pos)
-        pos += length
+            return pos, tuple(late)
+        segment = Segment(marker, pos - 2, pos + _segment_length(data, pos))
+        if 0xE0 <= marker <= 0xEF or marker == _COM:
+            late.append(segment)
+        pos = segment.end
         if marker == _SOS:
             found = _NEXT_MARKER.search(data, pos)
             if found is None:
@@ -224,8 +231,9 @@ def without_metadata(data: bytes, info: JpegInfo) -> bytes:
 
 
 def metadata_free_parts(data: bytes, info: JpegInfo) -> list[bytes | memoryview]:
-    """:func:`without_metadata` as two buffers: the kept segments, and a view of
-    the scans, so the bulk of the stream is not copied.
+    """:func:`without_metadata` as buffers: the kept segments, then views of the
+    scans (one view unless metadata stands between scans), so the bulk of the
+    stream is not copied.
 
     Kept: the coding segments (tables, frame, restart interval), JFIF APP0 without
     a thumbnail, ICC profile APP2 and Adobe APP14, which say how to read the
@@ -241,7 +249,20 @@ def metadata_free_parts(data: bytes, info: JpegInfo) -> list[bytes | memoryview]
                 head.append(kept)
         else:
             head.append(data[seg.start : seg.end])
-    return [b"".join(head), memoryview(data)[info.scan_start : info.end]]
+    return [b"".join(head), *_scans_without_metadata(data, info)]
+
+
+def _scans_without_metadata(data: bytes, info: JpegInfo) -> list[memoryview]:
+    # The scans as views of the input, cut around any metadata segment among them;
+    # a single-scan stream is one view.
+    view = memoryview(data)
+    parts: list[memoryview] = []
+    kept_from = info.scan_start
+    for seg in info.late_metadata:
+        parts.append(view[kept_from : seg.start])
+        kept_from = seg.end
+    parts.append(view[kept_from : info.end])
+    return [part for part in parts if len(part)]
 
 
 def _kept_app_segment(data: bytes, seg: Segment) -> bytes | None:

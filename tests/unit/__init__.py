@@ -1,0 +1,1 @@
+"""Unit tests: pure logic and local tools (cjpeg, jpegtran, dcmtk), no peers."""
