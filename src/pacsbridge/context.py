@@ -11,13 +11,13 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 
-from pydicom.uid import UID
-
 from pacsbridge.errors import ContextError
 
 _SEXES = ("M", "F", "O")
 _LATERALITIES = ("R", "L")
 _CS = re.compile(r"^[A-Z0-9 _]*$")
+# PS3.5 9.1: dot-separated numbers without leading zeros, at most 64 characters.
+_UID = re.compile(r"^(?=.{1,64}$)(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$")
 
 
 def _check_text(keyword: str, value: str, max_len: int) -> None:
@@ -90,7 +90,7 @@ class CaptureContext:
         _check_text("Study ID", self.study_id, 16)
         _check_person_name("Referring Physician's Name", self.referring_physician)
         _check_person_name("Operators' Name", self.operator)
-        if self.study_instance_uid and not UID(self.study_instance_uid).is_valid:
+        if self.study_instance_uid and not _UID.match(self.study_instance_uid):
             raise ContextError("Study Instance UID is not a valid UID")
         if not self.modality or len(self.modality) > 16 or not _CS.match(self.modality):
             raise ContextError("Modality is 1 to 16 upper-case letters or digits")

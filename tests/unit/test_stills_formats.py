@@ -219,6 +219,29 @@ def test_lossy_compression_is_reported_truthfully(
     assert all(ratio > 1 for ratio in still.lossy_ratios)
 
 
+@pytest.mark.parametrize(
+    ("options", "lossy"),
+    [({"lossless": True}, False), ({"quality": 70}, True)],
+    ids=["vp8l", "vp8"],
+)
+def test_webp_stored_lossless_says_whether_its_source_was_lossy(
+    load: LoadStill, options: dict[str, object], lossy: bool
+) -> None:
+    still = load(gen.encoded(PICTURE, "WEBP", **options), quality="lossless")
+
+    assert still.lossy is lossy
+    assert still.lossy_methods == ()  # DICOM has no term for VP8 or VP8L
+
+
+def test_jpeg_compressed_tiff_counts_as_lossy_jpeg(load: LoadStill) -> None:
+    data = gen.encoded(PICTURE, "TIFF", compression="jpeg")
+
+    still = load(data, name="scan.tif", quality="lossless")
+
+    assert still.lossy
+    assert still.lossy_methods == ("ISO_10918_1",)
+
+
 def test_odd_length_raw_pixels_are_padded_to_even_length(load: LoadStill) -> None:
     tiny = PICTURE[:3, :3]
 

@@ -69,7 +69,7 @@ class BuiltObject:
         ds = self.attributes.copy()
         ds.file_meta = self.attributes.file_meta
         if self.still.transfer_syntax == JPEGBaseline8Bit:
-            ds.PixelData = encapsulate([self.still.pixel_data])
+            ds.PixelData = encapsulate([self.still.pixel_data], has_bot=False)
             ds["PixelData"].is_undefined_length = True
         else:
             ds.PixelData = self.still.pixel_data

@@ -163,8 +163,9 @@ def _lossy_compression(ds: Dataset, still: Still) -> None:
         ds.LossyImageCompression = "00"
         return
     ds.LossyImageCompression = "01"
-    ds.LossyImageCompressionRatio = [f"{r:.2f}"[:16] for r in still.lossy_ratios]
-    ds.LossyImageCompressionMethod = list(still.lossy_methods)
+    if still.lossy_methods:  # Type 3: absent when the codec has no DICOM term
+        ds.LossyImageCompressionRatio = [f"{r:.2f}"[:16] for r in still.lossy_ratios]
+        ds.LossyImageCompressionMethod = list(still.lossy_methods)
 
 
 def _sop_common(ds: Dataset, series: SeriesStamp, sop_instance_uid: UID) -> None:

@@ -8,6 +8,7 @@ go to libjpeg through pylibjpeg-libjpeg.
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,22 @@ pillow_heif.register_heif_opener()
 
 # Formats of the first frame only (GIF, animated WebP, multi-page TIFF): a still is
 # one picture. MPO is Pillow's name for a JPEG carrying a multi-picture index.
-_FORMAT_NAMES = {"MPO": "JPEG", "HEIF": "HEIF", "AVIF": "HEIF"}
+_FORMAT_NAMES = {"MPO": "JPEG"}
+
+# PS3.3 C.7.6.1.1.5.1 defined terms for Lossy Image Compression Method.
+JPEG_LOSSY = "ISO_10918_1"
+HEVC_LOSSY = "ISO_23008_2"
+# 10918-1 Table B.1: SOF3, SOF7, SOF11 and SOF15 are the lossless processes.
+_LOSSLESS_JPEG = frozenset({0xC3, 0xC7, 0xCB, 0xCF})
+
+
+@dataclass(frozen=True)
+class SourceCoding:
+    """How the input file itself was compressed."""
+
+    format: str  # as Digital Image Format Acquired says it
+    lossy: bool
+    method: str | None  # the DICOM term of a lossy codec, when there is one
 
 
 def open_image(path: Path, data: bytes) -> Image.Image:
@@ -46,6 +62,41 @@ def format_name(im: Image.Image) -> str:
     """The input's format as Digital Image Format Acquired says it."""
     name = im.format or "unknown"
     return _FORMAT_NAMES.get(name, name)
+
+
+def source_coding(im: Image.Image, data: bytes) -> SourceCoding:
+    """Whether and how lossily the input was compressed, from its own bytes."""
+    name = format_name(im)
+    if name == "JPEG":
+        try:
+            lossy = jpeg.parse(data).sof_marker not in _LOSSLESS_JPEG
+        except jpeg.JpegStructureError:
+            lossy = True  # damaged: decoding decides; lossy is the safe claim
+        return SourceCoding(name, lossy, JPEG_LOSSY if lossy else None)
+    if name == "HEIF":
+        return SourceCoding(name, True, HEVC_LOSSY)
+    if name == "TIFF" and im.info.get("compression") in ("jpeg", "tiff_jpeg"):
+        return SourceCoding(name, True, JPEG_LOSSY)
+    if name == "WEBP":
+        # VP8 is lossy, VP8L lossless; DICOM defines no term for either.
+        return SourceCoding(name, _webp_is_lossy(data), None)
+    if name == "AVIF":
+        return SourceCoding(name, True, None)  # AV1: no DICOM term either
+    return SourceCoding(name, False, None)
+
+
+def _webp_is_lossy(data: bytes) -> bool:
+    # RIFF chunks after the 12-byte header: a "VP8 " chunk holds a lossy bitstream.
+    pos = 12
+    while pos + 8 <= len(data):
+        kind = data[pos : pos + 4]
+        if kind == b"VP8 ":
+            return True
+        if kind == b"VP8L":
+            return False
+        size = int.from_bytes(data[pos + 4 : pos + 8], "little")
+        pos += 8 + size + (size & 1)
+    return True
 
 
 def load_pixels(path: Path, im: Image.Image, data: bytes) -> Image.Image:

@@ -12,6 +12,7 @@ import io
 import logging
 import shutil
 import subprocess
+import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -28,9 +29,7 @@ logger = logging.getLogger(__name__)
 # built-in bomb check would only repeat it with a less useful message.
 Image.MAX_IMAGE_PIXELS = None
 
-# PS3.3 C.7.6.1.1.5.1 defined terms for Lossy Image Compression Method.
-JPEG_LOSSY = "ISO_10918_1"
-_SOURCE_METHOD = {"HEIF": "ISO_23008_2", "JPEG": JPEG_LOSSY, "MPO": JPEG_LOSSY}
+JPEG_LOSSY = decoders.JPEG_LOSSY
 
 # EXIF Orientation (CIPA DC-008 4.6.4) to the transform that makes the image upright.
 _TRANSPOSE = {
@@ -70,6 +69,8 @@ class Still:
     lossy_ratios: tuple[float, ...] = ()
     icc_profile: bytes | None = None
     passed_through: bool = False
+    # Whether the image has ever been through lossy compression.
+    lossy: bool = False
 
     @property
     def pixel_data(self) -> bytes:
@@ -81,11 +82,6 @@ class Still:
     @property
     def pixel_length(self) -> int:
         return sum(len(part) for part in self.pixel_parts)
-
-    @property
-    def lossy(self) -> bool:
-        """Whether the image has ever been through lossy compression."""
-        return bool(self.lossy_methods)
 
 
 def load_still(path: Path, settings: ImageSettings) -> Still:
@@ -165,6 +161,7 @@ def _pass_through_jpeg(
         samples_per_pixel=len(info.components),
         photometric_interpretation=info.photometric_interpretation,
         source_format="JPEG",
+        lossy=True,
         lossy_methods=(JPEG_LOSSY,),
         lossy_ratios=(_ratio(info.rows, info.columns, len(info.components), length),),
         icc_profile=info.icc_profile(data),
@@ -210,11 +207,13 @@ def _rotate_losslessly(
 
 
 def _decode_and_encode(path: Path, data: bytes, settings: ImageSettings) -> Still:
-    picture, source_format = _decode_upright_srgb(path, data, settings)
+    picture, source = _decode_upright_srgb(path, data, settings)
+    # A lossy source stays lossy whatever we do next (PS3.3 C.7.6.1.1.5); its
+    # method and ratio are listed where DICOM has a term for its codec.
     lossy_methods: tuple[str, ...] = ()
     lossy_ratios: tuple[float, ...] = ()
-    if source_format in _SOURCE_METHOD and _source_is_lossy(data, source_format):
-        lossy_methods = (_SOURCE_METHOD[source_format],)
+    if source.method is not None:
+        lossy_methods = (source.method,)
         lossy_ratios = (_ratio(picture.height, picture.width, 3, len(data)),)
 
     if settings.quality == "lossless":
@@ -225,7 +224,8 @@ def _decode_and_encode(path: Path, data: bytes, settings: ImageSettings) -> Stil
             columns=picture.width,
             samples_per_pixel=3,
             photometric_interpretation="RGB",
-            source_format=source_format,
+            source_format=source.format,
+            lossy=source.lossy,
             lossy_methods=lossy_methods,
             lossy_ratios=lossy_ratios,
         )
@@ -239,7 +239,8 @@ def _decode_and_encode(path: Path, data: bytes, settings: ImageSettings) -> Stil
         columns=picture.width,
         samples_per_pixel=3,
         photometric_interpretation="YBR_FULL_422",
-        source_format=source_format,
+        source_format=source.format,
+        lossy=True,
         lossy_methods=(*lossy_methods, JPEG_LOSSY),
         lossy_ratios=(
             *lossy_ratios,
@@ -248,35 +249,29 @@ def _decode_and_encode(path: Path, data: bytes, settings: ImageSettings) -> Stil
     )
 
 
-def _source_is_lossy(data: bytes, source_format: str) -> bool:
-    if source_format != "JPEG":
-        return True
-    # SOF3, SOF7, SOF11 and SOF15 are the lossless processes (10918-1 Table B.1).
-    try:
-        return jpeg.parse(data).sof_marker not in (0xC3, 0xC7, 0xCB, 0xCF)
-    except jpeg.JpegStructureError:
-        return True
-
-
 def _decode_upright_srgb(
     path: Path, data: bytes, settings: ImageSettings
-) -> tuple[Image.Image, str]:
+) -> tuple[Image.Image, decoders.SourceCoding]:
     with decoders.open_image(path, data) as im:
-        source_format = decoders.format_name(im)
         _check_pixels(path, im.height, im.width, settings)
-        orientation = 1 if source_format == "HEIF" else _orientation_of(im)
+        source = decoders.source_coding(im, data)
         picture = decoders.load_pixels(path, im, data)
+        # HEIF carries its rotation in the container and pillow-heif applies it.
+        orientation = 1 if source.format == "HEIF" else _orientation_of(im)
         icc = im.info.get("icc_profile")
 
     picture = _to_srgb(picture, icc)
     if orientation in _TRANSPOSE:
         picture = picture.transpose(_TRANSPOSE[orientation])
-    return picture, source_format
+    return picture, source
 
 
 def _orientation_of(im: Image.Image) -> int:
     try:
-        value = im.getexif().get(_EXIF_ORIENTATION, 1)
+        with warnings.catch_warnings():
+            # Pillow warns "Corrupt EXIF data" without naming the file; we log it.
+            warnings.simplefilter("ignore")
+            value = im.getexif().get(_EXIF_ORIENTATION, 1)
     except Exception:
         logger.warning("EXIF block cannot be parsed; orientation taken as upright")
         return 1
