@@ -100,10 +100,10 @@ def test_read_error_is_rejected_with_its_reason(
     # Runs as root too, where chmod cannot make a file unreadable.
     path = gen.write(tmp_path / "secret.jpg", gen.jpeg_bytes(PICTURE))
 
-    def denied(self: Path) -> bytes:
+    def denied(self: Path, *args: object) -> bytes:
         raise PermissionError(errno.EACCES, "Permission denied", str(self))
 
-    monkeypatch.setattr(Path, "read_bytes", denied)
+    monkeypatch.setattr(Path, "open", denied)
 
     with pytest.raises(
         InputRejected, match=_about(path, r"cannot be read \(Permission denied\)")

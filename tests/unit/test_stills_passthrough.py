@@ -11,7 +11,10 @@ import pytest
 from PIL import Image
 from pydicom.uid import ExplicitVRLittleEndian, JPEGBaseline8Bit
 
-from pacsbridge.media.stills import decode_to_uncompressed
+from pacsbridge.config import ImageSettings
+from pacsbridge.errors import InputRejected
+from pacsbridge.media import jpeg
+from pacsbridge.media.stills import decode_to_uncompressed, load_still
 from tests.unit import imagegen as gen
 from tests.unit.imagegen import LoadStill, require_tool
 
@@ -243,3 +246,27 @@ def test_passed_through_jpeg_decodes_to_raw_pixels_for_a_picky_destination(
     grey = np.asarray(Image.fromarray(PICTURE).convert("L"))
     expected = PICTURE if samples == 3 else np.repeat(grey[..., None], 3, axis=2)
     assert _close(pixels, expected, 4)
+
+
+def test_a_checked_file_is_not_parsed_again_while_unchanged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = gen.write(tmp_path / "photo.jpg", gen.jpeg_bytes(PICTURE))
+    first = load_still(path, ImageSettings())
+
+    def refuse(data: bytes) -> None:
+        raise AssertionError("parsed again")
+
+    monkeypatch.setattr(jpeg, "parse", refuse)
+    again = load_still(path, ImageSettings(), first.check)
+
+    assert again.pixel_data == first.pixel_data
+
+
+def test_a_file_changed_since_its_check_is_checked_again(tmp_path: Path) -> None:
+    path = gen.write(tmp_path / "photo.jpg", gen.jpeg_bytes(PICTURE))
+    first = load_still(path, ImageSettings())
+    path.write_bytes(path.read_bytes()[:300])  # truncated after the check
+
+    with pytest.raises(InputRejected, match=r"photo\.jpg: is not a readable JPEG"):
+        load_still(path, ImageSettings(), first.check)

@@ -28,7 +28,7 @@ from pacsbridge.config import DicomDestination, LocalSettings
 from pacsbridge.deliver import pdata, transport
 from pacsbridge.dicom.objects import JobObjects, PlannedObject
 from pacsbridge.dicom.uids import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
-from pacsbridge.errors import AssociationError
+from pacsbridge.errors import AssociationError, InputRejected
 
 logger = logging.getLogger(__name__)
 
@@ -104,10 +104,15 @@ def store(
     report = DeliveryReport(destination.name)
     started = time.perf_counter()
     try:
-        with _association(destination, local, _contexts_for(job)) as assoc:
+        with (
+            _association(destination, local, _contexts_for(job)) as assoc,
+            pdata.reactor_held(assoc),
+        ):
             _send_all(assoc, destination, job, report, on_sent)
     except AssociationError as exc:
         report.error = str(exc)
+    except OSError as exc:
+        report.error = f"{_peer(destination)}: {exc}"
     sent = {o.sop_instance_uid for o in report.outcomes}
     report.outcomes.extend(
         ObjectOutcome(obj.sop_instance_uid, "not-sent", message=report.error)
@@ -157,7 +162,11 @@ def _send_one(
             message=f"{_peer(destination)} accepts no transfer syntax "
             f"for SOP class {obj.sop_class_uid.name}",
         )
-    built = job.build(obj)
+    try:
+        built = job.build(obj)
+    except InputRejected as exc:
+        # The file changed or vanished after the job was checked.
+        return ObjectOutcome(uid, "failed", message=f"{exc} (since it was checked)")
     if syntax != obj.transfer_syntax:
         built = built.uncompressed()
     command = pdata.c_store_command(message_id & 0xFFFF, obj.sop_class_uid, uid)

@@ -7,9 +7,9 @@ is 250 PDUs and 30 ms for one phone photo. Here each PDU is a 12-byte header and
 view of the encoded object, written many to a system call (PS3.8 9.3.5, E.2).
 
 Writing from this thread is safe because the association is established and idle
-between messages: in state Sta6 sending P-DATA changes no state (PS3.8 9.2, DT-1),
-and the reactor is paused while we wait for the response, as pynetdicom's own
-send_c_store does.
+between messages: in state Sta6 sending P-DATA changes no state (PS3.8 9.2, DT-1).
+pynetdicom's reactor thread, which serves incoming requests, is held for the whole
+job (:func:`reactor_held`), so it cannot take a response meant for us.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import socket
 import struct
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from pydicom.dataset import Dataset
@@ -76,17 +77,35 @@ def send_request(
     # 1 of context ID, 1 of message control header, then the fragment.
     fragment = max_pdu - 6 if max_pdu else _UNLIMITED_FRAGMENT
 
-    assoc._reactor_checkpoint.clear()
-    while not assoc._is_paused:
-        time.sleep(0.0001)
-    try:
-        iov = _pdus(context_id, [command], fragment, _COMMAND_LAST, _COMMAND_LAST)
-        _send_all(sock, iov)
-        _send_all(sock, _pdus(context_id, data_set, fragment, _DATA, _DATA_LAST))
-        _, response = assoc.dimse.get_msg(block=True)
-    finally:
-        assoc._reactor_checkpoint.set()
+    iov = _pdus(context_id, [command], fragment, _COMMAND_LAST, _COMMAND_LAST)
+    _send_all(sock, iov)
+    _send_all(sock, _pdus(context_id, data_set, fragment, _DATA, _DATA_LAST))
+    _, response = assoc.dimse.get_msg(block=True)
     return response
+
+
+@contextmanager
+def reactor_held(assoc: Any, timeout: float = 5.0) -> Iterator[None]:
+    """Hold pynetdicom's reactor thread until the block ends.
+
+    The reactor polls the DIMSE queue for requests to serve and would drop a
+    C-STORE response it took as "unexpected". pynetdicom pauses it around each of
+    its own requests by watching a flag the reactor sets just before it blocks;
+    that leaves a window in which the reactor has passed the checkpoint and has
+    yet to poll. Here we wait until the reactor thread really waits on the
+    checkpoint, once, before the first request: nothing can be stolen after that.
+    """
+    checkpoint = assoc._reactor_checkpoint
+    checkpoint.clear()
+    deadline = time.monotonic() + timeout
+    try:
+        while not checkpoint._cond._waiters and assoc.is_alive():
+            if time.monotonic() > deadline:
+                raise OSError("the association's reactor did not pause")
+            time.sleep(0.0002)
+        yield
+    finally:
+        checkpoint.set()
 
 
 def _pdus(

@@ -21,7 +21,7 @@ from pacsbridge.dicom.encoding import BuiltObject
 from pacsbridge.dicom.secondary_capture import SeriesStamp, build_secondary_capture
 from pacsbridge.dicom.uids import new_uid
 from pacsbridge.errors import InputRejected
-from pacsbridge.media.stills import Still, load_still
+from pacsbridge.media.stills import InputCheck, Still, load_still
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +35,7 @@ class PlannedObject:
     sop_instance_uid: UID
     transfer_syntax: UID
     instance_number: int
+    check: InputCheck | None = None  # spares the build a second parse
 
 
 class JobObjects:
@@ -88,7 +89,7 @@ class JobObjects:
 
     def build(self, obj: PlannedObject) -> BuiltObject:
         """The object for ``obj``; its file is read and converted again."""
-        still = load_still(obj.path, self.settings.image)
+        still = load_still(obj.path, self.settings.image, obj.check)
         built = build_secondary_capture(
             still,
             self.context,
@@ -117,4 +118,5 @@ def _plan_still(path: Path, still: Still, number: int) -> PlannedObject:
         sop_instance_uid=new_uid(),
         transfer_syntax=still.transfer_syntax,
         instance_number=number,
+        check=still.check,
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import shutil
 import subprocess
 import warnings
@@ -55,6 +56,23 @@ _SRGB = ImageCms.createProfile("sRGB")
 
 
 @dataclass(frozen=True)
+class InputCheck:
+    """The identity of an input file when it was read, and what parsing it found."""
+
+    size: int
+    mtime_ns: int
+    inode: int
+    jpeg_info: jpeg.JpegInfo | None = None
+
+    def same_file(self, other: InputCheck) -> bool:
+        return (self.size, self.mtime_ns, self.inode) == (
+            other.size,
+            other.mtime_ns,
+            other.inode,
+        )
+
+
+@dataclass(frozen=True)
 class Still:
     """One still image as DICOM pixel data, with what a viewer needs to read it."""
 
@@ -71,6 +89,8 @@ class Still:
     passed_through: bool = False
     # Whether the image has ever been through lossy compression.
     lossy: bool = False
+    # The input as read; with the JPEG structure when it was passed through.
+    check: InputCheck | None = None
 
     @property
     def pixel_data(self) -> bytes:
@@ -84,14 +104,23 @@ class Still:
         return sum(len(part) for part in self.pixel_parts)
 
 
-def load_still(path: Path, settings: ImageSettings) -> Still:
-    """Read ``path`` and make it DICOM pixel data; InputRejected names what is wrong."""
-    data = _read(path)
+def load_still(
+    path: Path, settings: ImageSettings, checked: InputCheck | None = None
+) -> Still:
+    """Read ``path`` and make it DICOM pixel data; InputRejected names what is wrong.
+
+    ``checked`` is the :attr:`Still.check` of an earlier load of the same file:
+    when the file has not changed since, its JPEG structure is not parsed again.
+    """
+    data, check = _read(path)
+    known = (
+        checked.jpeg_info if checked is not None and checked.same_file(check) else None
+    )
     if data.startswith(jpeg.SOI):
-        passed = _pass_through_jpeg(path, data, settings)
+        passed = _pass_through_jpeg(path, data, settings, known, check)
         if passed is not None:
             return passed
-    return _decode_and_encode(path, data, settings)
+    return replace(_decode_and_encode(path, data, settings), check=check)
 
 
 def decode_to_uncompressed(still: Still) -> Still:
@@ -112,16 +141,18 @@ def decode_to_uncompressed(still: Still) -> Still:
     )
 
 
-def _read(path: Path) -> bytes:
+def _read(path: Path) -> tuple[bytes, InputCheck]:
     try:
-        data = path.read_bytes()
+        with path.open("rb") as fh:
+            stat = os.fstat(fh.fileno())
+            data = fh.read()
     except IsADirectoryError:
         raise InputRejected(path, "is a folder, not an image file") from None
     except OSError as exc:
         raise InputRejected(path, f"cannot be read ({exc.strerror})") from None
     if not data:
         raise InputRejected(path, "is empty")
-    return data
+    return data, InputCheck(stat.st_size, stat.st_mtime_ns, stat.st_ino)
 
 
 def _check_pixels(path: Path, rows: int, columns: int, settings: ImageSettings) -> None:
@@ -134,17 +165,22 @@ def _check_pixels(path: Path, rows: int, columns: int, settings: ImageSettings) 
 
 
 def _pass_through_jpeg(
-    path: Path, data: bytes, settings: ImageSettings
+    path: Path,
+    data: bytes,
+    settings: ImageSettings,
+    known: jpeg.JpegInfo | None,
+    check: InputCheck,
 ) -> Still | None:
     """The JPEG's own scans as pixel data, or None when it must be re-encoded."""
     try:
-        info = jpeg.parse(data)
+        info = known or jpeg.parse(data)
     except jpeg.JpegStructureError as exc:
         raise InputRejected(path, f"is not a readable JPEG: it {exc}") from None
     _check_pixels(path, info.rows, info.columns, settings)
     if not info.is_baseline or settings.quality == "lossless":
         return None
 
+    check = replace(check, jpeg_info=info)
     parts: tuple[bytes | memoryview, ...] = tuple(jpeg.metadata_free_parts(data, info))
     orientation = _exif_orientation(info.exif(data))
     if orientation != 1:
@@ -166,6 +202,7 @@ def _pass_through_jpeg(
         lossy_ratios=(_ratio(info.rows, info.columns, len(info.components), length),),
         icc_profile=info.icc_profile(data),
         passed_through=True,
+        check=check,
     )
 
 
