@@ -353,7 +353,7 @@ def _store_with_progress(
 
 def _print_report(report: dimse.DeliveryReport) -> None:
     for outcome in report.outcomes:
-        if outcome.state in ("failed", "warning") and outcome.status is not None:
+        if outcome.state in ("failed", "warning") and not outcome.association_lost:
             err.print(
                 f"{report.destination}: {outcome.sop_instance_uid} {outcome.message}",
                 highlight=False,
