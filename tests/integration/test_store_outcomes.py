@@ -81,6 +81,7 @@ def test_warning_status_counts_as_stored_and_is_reported() -> None:
         report = store(dest)
 
     assert report.delivered
+    assert report.bytes_sent > sum(p.stat().st_size for p in sample_photos()) // 2
     assert [o.state for o in report.outcomes] == ["warning"] * 3
     assert report.outcomes[0].message == "stored with warning 0xB000"
 

@@ -161,11 +161,11 @@ def _send_all(
             prepared = upcoming.result()
             if number + 1 < len(job.planned):
                 upcoming = worker.submit(prepare, number + 1)
-            outcome = (
-                _send(assoc, destination, obj, prepared, number + 1)
-                if isinstance(prepared, _Request)
-                else prepared
-            )
+            if isinstance(prepared, _Request):
+                outcome = _send(assoc, destination, obj, prepared, number + 1)
+                report.bytes_sent += sum(len(part) for part in prepared.data_set)
+            else:
+                outcome = prepared
             report.outcomes.append(outcome)
             if on_sent is not None:
                 on_sent(obj, outcome)
