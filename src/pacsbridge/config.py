@@ -41,8 +41,21 @@ def _check_ae_title(value: str) -> str:
     return title
 
 
+def _check_text(value: str) -> str:
+    # LO/SH values (PS3.5 6.2): no backslash (the value delimiter), no control
+    # characters; each becomes an attribute of every object we write.
+    if "\\" in value or any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        raise ValueError("must not hold a backslash or a control character")
+    return value
+
+
 AETitle = Annotated[str, AfterValidator(_check_ae_title)]
-Port = Annotated[int, Field(ge=1, le=65535)]
+# TOML has real types: a quoted number or true for a port is a mistake to report,
+# not to convert.
+Port = Annotated[int, Field(ge=1, le=65535, strict=True)]
+Count = Annotated[int, Field(ge=0, strict=True)]
+Switch = Annotated[bool, Field(strict=True)]
+Seconds = Annotated[float, Field(gt=0, le=3600, strict=True)]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
 
@@ -57,7 +70,7 @@ class LocalSettings(_Section):
     port: Port = 11112
     data_dir: Path = Path("pacsbridge-data")
     database_url: str = ""
-    max_pdu: int = Field(default=16384, description="0 means unlimited")
+    max_pdu: int = Field(default=16384, strict=True, description="0 means unlimited")
     log_level: LogLevel = "WARNING"
 
     @field_validator("max_pdu")
@@ -90,8 +103,8 @@ SopClassChoice = Literal["secondary-capture", "vl-photographic"]
 
 class _Destination(_Section):
     name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
-    enabled: bool = True
-    timeout: float = Field(default=30.0, gt=0, description="seconds")
+    enabled: Switch = True
+    timeout: Seconds = 30.0
 
 
 class DicomDestination(_Destination):
@@ -101,8 +114,8 @@ class DicomDestination(_Destination):
     ae_title: AETitle
     host: str = Field(min_length=1)
     port: Port
-    tls: bool = False
-    storage_commitment: bool = False
+    tls: Switch = False
+    storage_commitment: Switch = False
     sop_class: SopClassChoice = "secondary-capture"
 
 
@@ -151,30 +164,34 @@ class LookupSettings(_Section):
     host: str = ""
     port: Port | None = None
     url: str = ""
-    date_range_days: int = Field(default=0, ge=0)
+    date_range_days: Count = 0
     default_charset: str = "ISO_IR 100"
-    max_results: int = Field(default=200, ge=1)
+    max_results: Annotated[int, Field(ge=1, strict=True)] = 200
+
+
+LongString = Annotated[str, Field(max_length=64), AfterValidator(_check_text)]
 
 
 class EquipmentSettings(_Section):
     """The General Equipment module of every object (PS3.3 C.7.5.1)."""
 
-    institution: str = Field(default="", max_length=64)
-    department: str = Field(default="", max_length=64)
-    station_name: str = Field(default="", max_length=16)
-    manufacturer: str = Field(default="", max_length=64)
-    model: str = Field(default="", max_length=64)
-    serial_number: str = Field(default="", max_length=64)
-    software_version: str = Field(default="", max_length=64)
+    institution: LongString = ""
+    department: LongString = ""
+    station_name: Annotated[str, Field(max_length=16), AfterValidator(_check_text)] = ""
+    manufacturer: LongString = ""
+    model: LongString = ""
+    serial_number: LongString = ""
+    software_version: LongString = ""
 
 
 class SeriesSettings(_Section):
-    number: int = Field(default=1, ge=0, le=2**31 - 1)
+    number: int = Field(default=1, ge=0, le=2**31 - 1, strict=True)
 
 
 class ImageSettings(_Section):
-    quality: int | Literal["lossless"] = 90
-    max_pixels: int = Field(default=100_000_000, ge=1)
+    quality: Annotated[int, Field(strict=True)] | Literal["lossless"] = 90
+    max_pixels: Annotated[int, Field(ge=1, strict=True)] = 100_000_000
+    max_file_size: Annotated[int, Field(ge=1, strict=True)] = 512 * 1024 * 1024
 
     @field_validator("quality")
     @classmethod
@@ -185,8 +202,8 @@ class ImageSettings(_Section):
 
 
 class VideoSettings(_Section):
-    enabled: bool = True
-    quality: int = Field(default=23, ge=0, le=51, description="x264 CRF")
+    enabled: Switch = True
+    quality: int = Field(default=23, ge=0, le=51, strict=True, description="x264 CRF")
 
 
 class Settings(_Section):
@@ -265,7 +282,11 @@ def load_settings(path: Path | None) -> Settings:
     try:
         settings = Settings.model_validate(raw)
     except ValidationError as exc:
-        where = str(path) if path else "the environment"
+        where = str(path) if path else "the defaults"
+        if os.environ.get("PACSBRIDGE_LOG_LEVEL") or os.environ.get(
+            "PACSBRIDGE_API_KEYS"
+        ):
+            where += " with PACSBRIDGE_* from the environment"
         problems = "; ".join(_describe(e) for e in exc.errors())
         raise ConfigError(f"{where}: {problems}") from None
     base = path.parent if path is not None else Path.cwd()
@@ -282,6 +303,8 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: cannot be read ({exc.strerror})") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not valid TOML (it is not UTF-8 text)") from None
 
 
 def _apply_environment(raw: dict[str, Any]) -> None:

@@ -100,10 +100,10 @@ def test_read_error_is_rejected_with_its_reason(
     # Runs as root too, where chmod cannot make a file unreadable.
     path = gen.write(tmp_path / "secret.jpg", gen.jpeg_bytes(PICTURE))
 
-    def denied(self: Path, *args: object) -> bytes:
-        raise PermissionError(errno.EACCES, "Permission denied", str(self))
+    def denied(name: object, *args: object) -> int:
+        raise PermissionError(errno.EACCES, "Permission denied", str(name))
 
-    monkeypatch.setattr(Path, "open", denied)
+    monkeypatch.setattr(os, "open", denied)
 
     with pytest.raises(
         InputRejected, match=_about(path, r"cannot be read \(Permission denied\)")
@@ -188,3 +188,45 @@ def test_png_with_garbage_exif_loads(tmp_path: Path) -> None:
     still = load_still(path, ImageSettings(quality="lossless"))
 
     assert still.pixel_data == PICTURE.tobytes()
+
+
+def test_postscript_is_refused_without_running_ghostscript(tmp_path: Path) -> None:
+    # An EPS that would never end if Ghostscript ran it.
+    eps = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n{ } loop\n"
+    path = gen.write(tmp_path / "photo.jpg", eps)
+
+    with pytest.raises(InputRejected, match=_about(path, "is not an image format")):
+        load_still(path, SETTINGS)
+
+
+@pytest.mark.parametrize("kind", ["ICO", "PCX", "TGA", "PPM"])
+def test_formats_no_camera_writes_are_refused(tmp_path: Path, kind: str) -> None:
+    path = tmp_path / f"picture.{kind.lower()}"
+    Image.fromarray(PICTURE).save(path, kind)
+
+    with pytest.raises(InputRejected, match=_about(path, "is not an image format")):
+        load_still(path, SETTINGS)
+
+
+def test_a_fifo_is_refused_without_waiting_for_a_writer(tmp_path: Path) -> None:
+    path = tmp_path / "pipe.jpg"
+    os.mkfifo(path)
+
+    with pytest.raises(InputRejected, match=_about(path, "is not a regular file")):
+        load_still(path, SETTINGS)
+
+
+def test_a_file_over_the_size_limit_is_refused_unread(tmp_path: Path) -> None:
+    path = gen.write(tmp_path / "big.jpg", gen.jpeg_bytes(PICTURE))
+    limit = path.stat().st_size - 1
+
+    with pytest.raises(InputRejected, match=_about(path, r".* image\.max_file_size")):
+        load_still(path, ImageSettings(max_file_size=limit))
+
+
+def test_a_side_longer_than_dicom_allows_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "strip.png"
+    Image.new("RGB", (70000, 1)).save(path)
+
+    with pytest.raises(InputRejected, match=_about(path, r"is 70000x1 pixels; a side")):
+        load_still(path, ImageSettings(quality="lossless"))

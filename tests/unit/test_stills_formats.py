@@ -6,7 +6,7 @@ import io
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, PngImagePlugin
 from pydicom.uid import ExplicitVRLittleEndian, JPEGBaseline8Bit
 
 from pacsbridge.media.stills import Still
@@ -250,3 +250,26 @@ def test_odd_length_raw_pixels_are_padded_to_even_length(load: LoadStill) -> Non
     assert len(still.pixel_data) == 28
     assert still.pixel_data == tiny.tobytes() + b"\x00"
     assert (still.rows, still.columns) == (3, 3)
+
+
+def _comment_carriers() -> dict[str, bytes]:
+    picture = Image.fromarray(PICTURE)
+    info = PngImagePlugin.PngInfo()
+    info.add_text("comment", "SECRET-PNG")
+    return {
+        "progressive.jpg": gen.encoded(
+            picture, "JPEG", progressive=True, comment=b"SECRET-JPEG"
+        ),
+        "note.gif": gen.encoded(picture.quantize(64), "GIF", comment=b"SECRET-GIF"),
+        "note.png": gen.encoded(picture, "PNG", pnginfo=info),
+    }
+
+
+@pytest.mark.parametrize("name", ["progressive.jpg", "note.gif", "note.png"])
+@pytest.mark.parametrize("quality", [90, "lossless"])
+def test_comments_of_reencoded_pictures_do_not_reach_the_pixel_data(
+    load: LoadStill, name: str, quality: int | str
+) -> None:
+    still = load(_comment_carriers()[name], name=name, quality=quality)
+
+    assert b"SECRET" not in still.pixel_data

@@ -8,6 +8,7 @@ go to libjpeg through pylibjpeg-libjpeg.
 from __future__ import annotations
 
 import io
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,15 @@ pillow_heif.register_heif_opener()
 # Formats of the first frame only (GIF, animated WebP, multi-page TIFF): a still is
 # one picture. MPO is Pillow's name for a JPEG carrying a multi-picture index.
 _FORMAT_NAMES = {"MPO": "JPEG"}
+# Only these of Pillow's readers ever see an input. Others would widen what
+# untrusted bytes reach (EPS runs Ghostscript), for formats no camera writes.
+# (Pillow's JPEG reader also returns the multi-picture JPEGs it calls MPO.)
+Image.init()
+ACCEPTED_FORMATS = tuple(
+    name
+    for name in ("JPEG", "PNG", "TIFF", "BMP", "WEBP", "GIF", "HEIF", "AVIF")
+    if name in Image.OPEN
+)
 
 # PS3.3 C.7.6.1.1.5.1 defined terms for Lossy Image Compression Method.
 JPEG_LOSSY = "ISO_10918_1"
@@ -43,7 +53,11 @@ class SourceCoding:
 def open_image(path: Path, data: bytes) -> Image.Image:
     """Open the picture lazily: only the header is read, nothing is decoded yet."""
     try:
-        return Image.open(io.BytesIO(data))
+        with warnings.catch_warnings():
+            # Pillow warns about odd metadata without naming the file; the
+            # metadata is dropped anyway.
+            warnings.simplefilter("ignore")
+            return Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
     except UnidentifiedImageError as exc:
         if data.startswith(jpeg.SOI):
             # Pillow refuses 12- and 16-bit JPEG already when opening: libjpeg
@@ -102,9 +116,17 @@ def _webp_is_lossy(data: bytes) -> bool:
 def load_pixels(path: Path, im: Image.Image, data: bytes) -> Image.Image:
     """Decode the first frame; a truncated or corrupt file is an InputRejected."""
     try:
-        im.seek(0)
-        im.load()
-        return im.copy()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            im.seek(0)
+            im.load()
+            picture = im.copy()
+        # Text chunks and comments (PNG tEXt, GIF and JPEG comments) travel in
+        # info and would be written into the new JPEG: only pixels go on.
+        picture.info = {
+            k: v for k, v in im.info.items() if k in ("icc_profile", "transparency")
+        }
+        return picture
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         if data.startswith(jpeg.SOI):
             return _decode_with_libjpeg(path, data, exc)

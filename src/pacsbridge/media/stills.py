@@ -16,6 +16,7 @@ import subprocess
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
+from stat import S_ISDIR, S_ISREG
 
 from PIL import Image, ImageCms
 from pydicom.uid import UID, ExplicitVRLittleEndian, JPEGBaseline8Bit
@@ -52,6 +53,7 @@ _JPEGTRAN_ARGS = {
     8: ["-rotate", "270"],
 }
 _EXIF_ORIENTATION = 0x0112
+_MAX_SIDE = 65500
 _SRGB = ImageCms.createProfile("sRGB")
 
 
@@ -112,7 +114,7 @@ def load_still(
     ``checked`` is the :attr:`Still.check` of an earlier load of the same file:
     when the file has not changed since, its JPEG structure is not parsed again.
     """
-    data, check = _read(path)
+    data, check = _read(path, settings.max_file_size)
     known = (
         checked.jpeg_info if checked is not None and checked.same_file(check) else None
     )
@@ -141,21 +143,46 @@ def decode_to_uncompressed(still: Still) -> Still:
     )
 
 
-def _read(path: Path) -> tuple[bytes, InputCheck]:
+def _read(path: Path, max_size: int) -> tuple[bytes, InputCheck]:
+    # O_NONBLOCK: opening a FIFO must not wait for a writer; the check below
+    # refuses it, and anything else that is not a plain file.
     try:
-        with path.open("rb") as fh:
-            stat = os.fstat(fh.fileno())
-            data = fh.read()
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except IsADirectoryError:
         raise InputRejected(path, "is a folder, not an image file") from None
     except OSError as exc:
         raise InputRejected(path, f"cannot be read ({exc.strerror})") from None
+    try:
+        stat = os.fstat(fd)
+        if S_ISDIR(stat.st_mode):
+            raise InputRejected(path, "is a folder, not an image file")
+        if not S_ISREG(stat.st_mode):
+            raise InputRejected(path, "is not a regular file")
+        if stat.st_size > max_size:
+            raise InputRejected(
+                path,
+                f"is {stat.st_size} bytes, more than image.max_file_size "
+                f"({max_size}) allows",
+            )
+        with open(fd, "rb", closefd=False) as fh:
+            data = fh.read(max_size + 1)
+    except OSError as exc:
+        raise InputRejected(path, f"cannot be read ({exc.strerror})") from None
+    finally:
+        os.close(fd)
     if not data:
         raise InputRejected(path, "is empty")
     return data, InputCheck(stat.st_size, stat.st_mtime_ns, stat.st_ino)
 
 
 def _check_pixels(path: Path, rows: int, columns: int, settings: ImageSettings) -> None:
+    # Rows and Columns are US (PS3.5 6.2) and baseline JPEG stops at 65500.
+    if max(rows, columns) > _MAX_SIDE:
+        raise InputRejected(
+            path,
+            f"is {columns}x{rows} pixels; a side longer than {_MAX_SIDE} pixels "
+            "cannot be stored",
+        )
     if rows * columns > settings.max_pixels:
         raise InputRejected(
             path,
@@ -267,6 +294,7 @@ def _decode_and_encode(path: Path, data: bytes, settings: ImageSettings) -> Stil
             lossy_ratios=lossy_ratios,
         )
     buffer = io.BytesIO()
+    picture.info = {}  # nothing but pixels: no comment, EXIF or profile is copied
     picture.save(buffer, "JPEG", quality=settings.quality, subsampling="4:2:0")
     stream = buffer.getvalue()
     return Still(
