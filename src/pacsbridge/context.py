@@ -16,6 +16,7 @@ from pacsbridge.errors import ContextError
 _SEXES = ("M", "F", "O")
 _LATERALITIES = ("R", "L")
 _CS = re.compile(r"^[A-Z0-9 _]*$")
+_DATE = re.compile(r"^[0-9]{8}$")
 # PS3.5 9.1: dot-separated numbers without leading zeros, at most 64 characters.
 _UID = re.compile(r"^(?=.{1,64}$)(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$")
 
@@ -23,12 +24,15 @@ _UID = re.compile(r"^(?=.{1,64}$)(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$")
 def _check_text(keyword: str, value: str, max_len: int) -> None:
     if len(value) > max_len:
         raise ContextError(f"{keyword} is longer than {max_len} characters")
-    if "\\" in value or any(ord(ch) < 32 for ch in value):
+    if "\\" in value or any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
         raise ContextError(f"{keyword} holds a backslash or a control character")
 
 
 def _check_date(keyword: str, value: str) -> None:
+    # strptime alone takes "1960131" for 31 January: DA is exactly eight digits.
     try:
+        if not _DATE.match(value):
+            raise ValueError
         dt.datetime.strptime(value, "%Y%m%d")
     except ValueError:
         raise ContextError(f"{keyword} is not a valid date in YYYYMMDD form") from None

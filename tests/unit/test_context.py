@@ -37,6 +37,9 @@ def test_valid_patient_and_context_are_kept_as_given() -> None:
     [
         ({"birth_date": BIRTH_DATE}, "Patient Birth Date is not a valid date"),
         ({"birth_date": "1980-01-01"}, "Patient Birth Date is not a valid date"),
+        ({"birth_date": "1960131"}, "Patient Birth Date is not a valid date"),
+        ({"birth_date": "196011"}, "Patient Birth Date is not a valid date"),
+        ({"patient_name": NAME + "\x7f"}, "Patient Name holds .* control character"),
         ({"sex": "X"}, "Patient Sex is M, F or O"),
         ({"patient_id": PATIENT_ID * 8}, "Patient ID is longer than 64"),
         ({"patient_id": PATIENT_ID + "\\2"}, "Patient ID holds a backslash"),
