@@ -60,6 +60,7 @@ Files = Annotated[
     list[Path],
     typer.Argument(
         help="Photos to convert: JPEG, PNG, HEIC, TIFF, BMP, WebP, GIF.",
+        readable=False,  # an unreadable file is a rejected input (exit 3), ours
         metavar="FILE",
     ),
 ]
@@ -100,6 +101,11 @@ def _settings() -> Settings:
         stream=sys.stderr,
         force=True,
     )
+    # Pillow's debug lines quote EXIF values (a photo's description can name the
+    # patient); pynetdicom's errors repeat what our own messages say better.
+    logging.getLogger("PIL").setLevel(max(logging.INFO, logging.getLevelName(level)))
+    if level != "DEBUG":
+        logging.getLogger("pynetdicom").setLevel(logging.CRITICAL)
     return settings
 
 
@@ -241,6 +247,7 @@ def _progress() -> Progress:
         TimeRemainingColumn(),
         console=err,
         transient=True,
+        disable=not err.is_terminal,
     )
 
 
@@ -281,7 +288,8 @@ def dicomize(
     except PacsBridgeError as exc:
         _fail(exc)
     except OSError as exc:
-        err.print(f"[red]error[/red] {out_dir}: cannot write ({exc.strerror})")
+        reason = exc.strerror or str(exc)
+        err.print(f"[red]error[/red] {out_dir}: cannot write ({reason})")
         raise typer.Exit(2) from None
     out.print(f"Wrote {len(job)} DICOM objects to {out_dir}", highlight=False)
 
@@ -315,8 +323,9 @@ def send(
     job_id = uuid.uuid4().hex[:12]
     try:
         settings = _settings()
+        names = list(dict.fromkeys(to)) if to else None  # each destination once
         destinations = [_dicom_destination(settings, d.name)
-                        for d in settings.pick_destinations(to)]  # fmt: skip
+                        for d in settings.pick_destinations(names)]  # fmt: skip
         context = _context(
             patient_id, patient_name, birth_date, sex, accession, study_uid,
             study_description, series_description, modality, body_part,
@@ -327,7 +336,20 @@ def send(
         _fail(exc)
     logger.info("job %s: %d objects for %d destinations", job_id, len(job),
                 len(destinations))  # fmt: skip
-    reports = [_store_with_progress(dest, settings, job) for dest in destinations]
+    stored_so_far: dict[str, int] = {}
+    try:
+        reports = [
+            _store_with_progress(dest, settings, job, stored_so_far)
+            for dest in destinations
+        ]
+    except KeyboardInterrupt:
+        done = ", ".join(f"{n} on {name}" for name, n in stored_so_far.items())
+        err.print(
+            f"Interrupted: job {job_id} stopped. Stored before the interruption: "
+            f"{done or 'nothing'}; the rest of the job was not sent.",
+            highlight=False,
+        )
+        raise typer.Exit(130) from None
     failed = [r for r in reports if not r.delivered]
     for report in reports:
         _print_report(report)
@@ -342,13 +364,20 @@ def send(
 
 
 def _store_with_progress(
-    dest: DicomDestination, settings: Settings, job: JobObjects
+    dest: DicomDestination,
+    settings: Settings,
+    job: JobObjects,
+    stored_so_far: dict[str, int],
 ) -> dimse.DeliveryReport:
+    stored_so_far[dest.name] = 0
+
+    def sent(_: object, outcome: dimse.ObjectOutcome) -> None:
+        stored_so_far[dest.name] += outcome.delivered
+        progress.advance(task)
+
     with _progress() as progress:
         task = progress.add_task(f"Sending to {dest.name}", total=len(job))
-        return dimse.store(
-            dest, settings.local, job, on_sent=lambda *_: progress.advance(task)
-        )
+        return dimse.store(dest, settings.local, job, on_sent=sent)
 
 
 def _print_report(report: dimse.DeliveryReport) -> None:

@@ -6,13 +6,19 @@ this process); the CLI runs as a separate process, as a user would run it.
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pydicom
 import pytest
+from PIL import Image
+from pydicom.uid import JPEGBaseline8Bit
+from pynetdicom import AE, StoragePresentationContexts, evt
 
 from pacsbridge.demo import DemoPacs, sample_photos
 
@@ -191,3 +197,101 @@ def test_debug_logs_of_a_whole_send_hold_no_patient_data(
     assert "stored 2.25." in done.stderr
     for secret in (PATIENT_ID, "Zyxwvut", "Quorra", BIRTH_DATE, "ACC-55501"):
         assert secret not in done.stderr
+
+
+def test_the_same_file_twice_is_rejected_and_nothing_sent(
+    pacs: DemoPacs, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path, pacs.port)
+    photo = sample_photos()[0]
+    again = photo.parent / ".." / photo.parent.name / photo.name
+
+    done = run_cli("--config", config, "send", photo, again, *patient_args())
+
+    assert done.returncode == 3
+    assert "is given more than once" in done.stderr
+    assert pacs.stored == []
+
+
+def test_a_destination_named_twice_gets_the_job_once(
+    pacs: DemoPacs, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path, pacs.port)
+
+    done = run_cli(
+        "--config", config, "send", sample_photos()[0], "--to", "pacs", "--to", "pacs",
+        *patient_args(),
+    )  # fmt: skip
+
+    assert done.returncode == 0, done.stderr
+    assert len(pacs.stored) == 1
+    assert "delivered to 1 of 1 destinations" in done.stdout
+
+
+def test_a_host_that_does_not_resolve_is_exit_1_naming_it(tmp_path: Path) -> None:
+    config = write_config(tmp_path, 104)
+    config.write_text(config.read_text().replace("127.0.0.1", "no-such-host.invalid"))
+
+    done = run_cli("--config", config, "send", *sample_photos(), *patient_args())
+
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert "(DEMOPACS@no-such-host.invalid:104) could not be reached" in done.stderr
+
+
+def test_debug_logs_hold_no_exif_text_of_the_photos(
+    pacs: DemoPacs, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path, pacs.port)
+    photo = tmp_path / "described.jpg"
+    exif = Image.Exif()
+    exif[0x010E] = "Wound of Quorra Zyxwvut"  # ImageDescription
+    Image.new("RGB", (32, 24), "red").save(photo, exif=exif)
+
+    done = run_cli(
+        "--config", config, "--log-level", "DEBUG", "send", photo, *patient_args()
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert "Quorra" not in done.stderr
+
+
+def test_ctrl_c_stops_the_job_and_says_what_was_stored(tmp_path: Path) -> None:
+    stored: list[str] = []
+
+    def slow(event: Any) -> int:
+        stored.append(event.request.AffectedSOPInstanceUID)
+        time.sleep(0.5)
+        return 0x0000
+
+    ae = AE(ae_title="DEMOPACS")
+    for cx in StoragePresentationContexts:
+        assert cx.abstract_syntax is not None
+        ae.add_supported_context(cx.abstract_syntax, [JPEGBaseline8Bit])
+    server = ae.start_server(
+        ("127.0.0.1", 0), block=False, evt_handlers=[(evt.EVT_C_STORE, slow)]
+    )
+    assert server is not None
+    try:
+        config = write_config(tmp_path, server.server_address[1])
+        photos = [tmp_path / f"p{i}.jpg" for i in range(20)]
+        for i, path in enumerate(photos):
+            Image.new("RGB", (32, 24), (i * 10, 0, 0)).save(path)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "pacsbridge", "--config", str(config), "send",
+             *map(str, photos), *patient_args()],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + 30
+        while len(stored) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        ae.shutdown()
+
+    assert process.returncode == 130
+    assert "Interrupted: job" in stderr
+    assert "the rest of the job was not sent" in stderr
+    assert "Traceback" not in stderr
+    assert len(stored) < len(photos)

@@ -270,3 +270,13 @@ def test_a_file_changed_since_its_check_is_checked_again(tmp_path: Path) -> None
 
     with pytest.raises(InputRejected, match=r"photo\.jpg: is not a readable JPEG"):
         load_still(path, ImageSettings(), first.check)
+
+
+def test_a_broken_icc_profile_is_not_carried_over(load: LoadStill) -> None:
+    broken = b"ICC_PROFILE\x00\x01\x01" + b"not a profile at all" * 20
+    data = gen.insert_after_app0(gen.jpeg_bytes(PICTURE), gen.app_segment(0xE2, broken))
+
+    still = load(data)
+
+    assert still.passed_through
+    assert still.icc_profile is None

@@ -324,12 +324,18 @@ def _association(
         (evt.EVT_CONN_OPEN, transport.tune_socket),
         (evt.EVT_CONN_OPEN, lambda _: connected.append(True)),
     ]
-    assoc = ae.associate(
-        destination.host,
-        destination.port,
-        ae_title=destination.ae_title,
-        evt_handlers=handlers,
-    )
+    try:
+        assoc = ae.associate(
+            destination.host,
+            destination.port,
+            ae_title=destination.ae_title,
+            evt_handlers=handlers,
+        )
+    except OSError as exc:  # the host name does not resolve, among others
+        ae.shutdown()
+        raise AssociationError(
+            f"{_peer(destination)} could not be reached ({exc.strerror or exc})"
+        ) from None
     if not assoc.is_established:
         raise AssociationError(_why_not_established(destination, assoc, connected))
     logger.info(
@@ -339,9 +345,15 @@ def _association(
     )
     try:
         yield assoc
-    finally:
+    except BaseException:
+        # Interrupted, perhaps mid-message: a release would be a protocol
+        # error then (PS3.8 7.2); an abort tells the peer to drop the rest.
+        assoc.abort()
+        raise
+    else:
         if assoc.is_established:
             assoc.release()
+    finally:
         ae.shutdown()
 
 

@@ -66,7 +66,13 @@ class JobObjects:
             raise InputRejected(Path("."), "no input file was given")
         planned: list[PlannedObject] = []
         problems: list[InputRejected] = []
+        seen: set[Path] = set()
         for number, path in enumerate(paths, start=1):
+            if path.resolve() in seen:
+                # Twice the same picture is a slip, not two images of the patient.
+                problems.append(InputRejected(path, "is given more than once"))
+                continue
+            seen.add(path.resolve())
             try:
                 still = load_still(path, settings.image)
             except InputRejected as exc:

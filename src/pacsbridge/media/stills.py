@@ -227,10 +227,22 @@ def _pass_through_jpeg(
         lossy=True,
         lossy_methods=(JPEG_LOSSY,),
         lossy_ratios=(_ratio(info.rows, info.columns, len(info.components), length),),
-        icc_profile=info.icc_profile(data),
+        icc_profile=_usable_profile(info.icc_profile(data)),
         passed_through=True,
         check=check,
     )
+
+
+def _usable_profile(icc: bytes | None) -> bytes | None:
+    """The ICC profile when LittleCMS can read it; a broken one is not copied."""
+    if icc is None:
+        return None
+    try:
+        ImageCms.ImageCmsProfile(io.BytesIO(icc))
+    except (ImageCms.PyCMSError, OSError, ValueError):
+        logger.info("embedded colour profile is unusable; it is not carried over")
+        return None
+    return icc
 
 
 def _exif_orientation(exif: bytes | None) -> int:
@@ -241,7 +253,7 @@ def _exif_orientation(exif: bytes | None) -> int:
         parsed.load(exif)
         value = parsed.get(_EXIF_ORIENTATION, 1)
     except Exception:
-        logger.warning("EXIF block cannot be parsed; orientation taken as upright")
+        logger.info("EXIF block cannot be parsed; orientation taken as upright")
         return 1
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
 
@@ -338,7 +350,7 @@ def _orientation_of(im: Image.Image) -> int:
             warnings.simplefilter("ignore")
             value = im.getexif().get(_EXIF_ORIENTATION, 1)
     except Exception:
-        logger.warning("EXIF block cannot be parsed; orientation taken as upright")
+        logger.info("EXIF block cannot be parsed; orientation taken as upright")
         return 1
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
 
@@ -383,7 +395,7 @@ def _apply_profile(picture: Image.Image, icc: bytes) -> Image.Image:
             picture, source, _SRGB, outputMode=output_mode
         )
     except (ImageCms.PyCMSError, OSError, ValueError):
-        logger.warning("embedded colour profile is unusable; pixels taken as sRGB")
+        logger.info("embedded colour profile is unusable; pixels taken as sRGB")
         return picture
     return converted if converted is not None else picture
 
