@@ -244,3 +244,52 @@ def test_unknown_destination_name_lists_the_known_ones(tmp_path: Path) -> None:
 
     with pytest.raises(ConfigError, match=r"'lab'.*pacs, vna, ehr, registry"):
         settings.destination("lab")
+
+
+@pytest.mark.parametrize(
+    ("line", "key"),
+    [
+        ("port = true", r"destinations\[0\]\.port"),
+        ('port = "104"', r"destinations\[0\]\.port"),
+        ("port = 104.0", r"destinations\[0\]\.port"),
+        ('port = 104\nenabled = "yes"', r"destinations\[0\]\.enabled"),
+        ("port = 104\ntimeout = inf", r"destinations\[0\]\.timeout"),
+        ("port = 104\ntimeout = 1e12", r"destinations\[0\]\.timeout"),
+    ],
+)
+def test_values_of_the_wrong_type_are_refused_not_converted(
+    tmp_path: Path, line: str, key: str
+) -> None:
+    text = (
+        '[[destinations]]\nname = "pacs"\nkind = "dicom"\nae_title = "PACS"\n'
+        f'host = "127.0.0.1"\n{line}\n'
+    )
+    path = _config(tmp_path, text)
+
+    with pytest.raises(ConfigError, match=_about(path, key)):
+        load_settings(path)
+
+
+def test_quality_true_is_not_taken_for_one(tmp_path: Path) -> None:
+    path = _config(tmp_path, "[image]\nquality = true\n")
+
+    with pytest.raises(ConfigError, match=_about(path, r"image\.quality")):
+        load_settings(path)
+
+
+@pytest.mark.parametrize("value", ['"A\\\\B"', '"Ward\\u0007"'])
+def test_equipment_text_with_a_backslash_or_control_is_refused(
+    tmp_path: Path, value: str
+) -> None:
+    path = _config(tmp_path, f"[equipment]\ninstitution = {value}\n")
+
+    with pytest.raises(ConfigError, match=_about(path, r"equipment\.institution")):
+        load_settings(path)
+
+
+def test_a_file_that_is_not_utf8_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "pacsbridge.toml"
+    path.write_bytes(b"\xff\xfe\x00garbage")
+
+    with pytest.raises(ConfigError, match=_about(path, "not UTF-8")):
+        load_settings(path)
