@@ -2,7 +2,7 @@
 
 Checking every file before anything is sent means a bad file stops the whole job and
 nothing of it reaches a destination. Building lazily afterwards keeps memory flat in
-the number of pictures: only one object is in memory at a time.
+the number of pictures: a sender holds the object on the wire and the next one.
 """
 
 from __future__ import annotations
