@@ -67,6 +67,8 @@ class Patient:
         _check_person_name("Patient Name", self.patient_name)
         if self.birth_date:
             _check_date("Patient Birth Date", self.birth_date)
+            if self.birth_date > dt.date.today().strftime("%Y%m%d"):
+                raise ContextError("Patient Birth Date is in the future")
         if self.sex not in ("", *_SEXES):
             raise ContextError("Patient Sex is M, F or O")
 

@@ -39,6 +39,7 @@ def test_valid_patient_and_context_are_kept_as_given() -> None:
         ({"birth_date": "1980-01-01"}, "Patient Birth Date is not a valid date"),
         ({"birth_date": "1960131"}, "Patient Birth Date is not a valid date"),
         ({"birth_date": "196011"}, "Patient Birth Date is not a valid date"),
+        ({"birth_date": "29991231"}, "Patient Birth Date is in the future"),
         ({"patient_name": NAME + "\x7f"}, "Patient Name holds .* control character"),
         ({"sex": "X"}, "Patient Sex is M, F or O"),
         ({"patient_id": PATIENT_ID * 8}, "Patient ID is longer than 64"),

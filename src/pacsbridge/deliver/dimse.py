@@ -374,7 +374,10 @@ def _why_not_established(
             f"{peer} accepted none of the SOP classes and transfer syntaxes we proposed"
         )
     if assoc.is_aborted:
-        return f"{peer} aborted the association request (check the AE titles)"
+        return (
+            f"{peer} aborted the association request (check the AE titles, and "
+            f"that {destination.timeout:g} s is time enough)"
+        )
     return f"{peer} did not answer the association request in time"
 
 
