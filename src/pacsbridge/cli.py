@@ -30,8 +30,10 @@ from pacsbridge.dicom.objects import JobObjects
 from pacsbridge.errors import ConfigError, InputRejected, PacsBridgeError
 
 logger = logging.getLogger(__name__)
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
+# Messages carry file names, AE titles and peers' comments: printed as they are,
+# never read as Rich markup.
+out = Console(soft_wrap=True, markup=False, highlight=False)
+err = Console(stderr=True, soft_wrap=True, markup=False, highlight=False)
 
 app = typer.Typer(
     name="pacsbridge",
@@ -112,10 +114,10 @@ def _settings() -> Settings:
 def _fail(exc: PacsBridgeError) -> NoReturn:
     if isinstance(exc, InputRejected):
         for rejected in exc.rejected:
-            err.print(f"[red]rejected[/red] {rejected}", highlight=False)
+            err.print(f"rejected: {rejected}")
         err.print("Nothing was sent: fix or leave out the files above.")
     else:
-        err.print(f"[red]error[/red] {exc}", highlight=False)
+        err.print(f"error: {exc}")
     raise typer.Exit(exc.exit_code)
 
 
@@ -289,7 +291,7 @@ def dicomize(
         _fail(exc)
     except OSError as exc:
         reason = exc.strerror or str(exc)
-        err.print(f"[red]error[/red] {out_dir}: cannot write ({reason})")
+        err.print(f"error: {out_dir}: cannot write ({reason})")
         raise typer.Exit(2) from None
     out.print(f"Wrote {len(job)} DICOM objects to {out_dir}", highlight=False)
 
@@ -345,8 +347,9 @@ def send(
     except KeyboardInterrupt:
         done = ", ".join(f"{n} on {name}" for name, n in stored_so_far.items())
         err.print(
-            f"Interrupted: job {job_id} stopped. Stored before the interruption: "
-            f"{done or 'nothing'}; the rest of the job was not sent.",
+            f"Interrupted: job {job_id} stopped. Confirmed stored: "
+            f"{done or 'nothing'}; the object being sent may have been stored too, "
+            "the rest was not sent.",
             highlight=False,
         )
         raise typer.Exit(130) from None
@@ -388,7 +391,7 @@ def _print_report(report: dimse.DeliveryReport) -> None:
                 highlight=False,
             )
     if report.error:
-        err.print(f"[red]error[/red] {report.error}", highlight=False)
+        err.print(f"error: {report.error}")
     out.print(
         f"{report.destination}: {report.count('stored')} stored, "
         f"{report.count('warning')} with warnings, {report.count('failed')} failed, "

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
+from stat import S_ISREG
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -44,9 +45,18 @@ def _check_ae_title(value: str) -> str:
 def _check_text(value: str) -> str:
     # LO/SH values (PS3.5 6.2): no backslash (the value delimiter), no control
     # characters; each becomes an attribute of every object we write.
-    if "\\" in value or any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+    if "\\" in value or not value.isprintable():
         raise ValueError("must not hold a backslash or a control character")
     return value
+
+
+def _check_printable(value: str) -> str:
+    if not value.isprintable():
+        raise ValueError("must not hold a control character")
+    return value
+
+
+Printable = Annotated[str, AfterValidator(_check_printable)]
 
 
 AETitle = Annotated[str, AfterValidator(_check_ae_title)]
@@ -68,7 +78,9 @@ class LocalSettings(_Section):
 
     ae_title: AETitle = "PACSBRIDGE"
     port: Port = 11112
-    data_dir: Path = Path("pacsbridge-data")
+    data_dir: Annotated[
+        Path, AfterValidator(lambda p: Path(_check_printable(str(p))))
+    ] = Path("pacsbridge-data")
     database_url: str = ""
     max_pdu: int = Field(default=16384, strict=True, description="0 means unlimited")
     log_level: LogLevel = "WARNING"
@@ -112,7 +124,7 @@ class DicomDestination(_Destination):
 
     kind: Literal["dicom"]
     ae_title: AETitle
-    host: str = Field(min_length=1)
+    host: Printable = Field(min_length=1)
     port: Port
     tls: Switch = False
     storage_commitment: Switch = False
@@ -130,7 +142,7 @@ class DicomWebDestination(_Destination):
 
 class Hl7Destination(_Destination):
     kind: Literal["hl7"]
-    host: str = Field(min_length=1)
+    host: Printable = Field(min_length=1)
     port: Port
     message_type: Literal["MDM^T02", "ORU^R01"] = "MDM^T02"
     assigning_authority: str = ""
@@ -249,6 +261,8 @@ class Settings(_Section):
 def _describe(error: Any) -> str:
     location = ""
     for part in error["loc"]:
+        if isinstance(part, str) and (part in ("int", "str") or "[" in part):
+            continue  # the branch of a union pydantic tried, not a key of the file
         if isinstance(part, int):
             location += f"[{part}]"
         elif part in ("dicom", "dicomweb", "hl7", "xds"):
@@ -293,10 +307,21 @@ def load_settings(path: Path | None) -> Settings:
     return _resolve_paths(settings, base)
 
 
+_MAX_CONFIG_BYTES = 1024 * 1024
+
+
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
-        with path.open("rb") as fh:
-            return tomllib.load(fh)
+        # Not waiting on a FIFO, not reading a device: a plain file of sane size.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        with open(fd, "rb") as fh:
+            stat = os.fstat(fd)
+            if not S_ISREG(stat.st_mode):
+                raise ConfigError(f"{path}: the configuration is not a regular file")
+            if stat.st_size > _MAX_CONFIG_BYTES:
+                raise ConfigError(f"{path}: the configuration file is over 1 MiB")
+            text = fh.read(_MAX_CONFIG_BYTES + 1).decode("utf-8")
+        return tomllib.loads(text.removeprefix("\ufeff"))  # a BOM is harmless
     except FileNotFoundError:
         raise ConfigError(f"{path}: the configuration file does not exist") from None
     except OSError as exc:

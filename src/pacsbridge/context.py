@@ -22,6 +22,10 @@ _UID = re.compile(r"^(?=.{1,64}$)(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$")
 
 
 def _check_text(keyword: str, value: str, max_len: int) -> None:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # undecodable bytes from the command line
+        raise ContextError(f"{keyword} is not valid text (not UTF-8)") from None
     if len(value) > max_len:
         raise ContextError(f"{keyword} is longer than {max_len} characters")
     if "\\" in value or any(ord(ch) < 32 or ord(ch) == 127 for ch in value):

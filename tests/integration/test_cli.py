@@ -292,6 +292,7 @@ def test_ctrl_c_stops_the_job_and_says_what_was_stored(tmp_path: Path) -> None:
 
     assert process.returncode == 130
     assert "Interrupted: job" in stderr
-    assert "the rest of the job was not sent" in stderr
+    assert "Confirmed stored:" in stderr
+    assert "the rest was not sent" in stderr
     assert "Traceback" not in stderr
     assert len(stored) < len(photos)

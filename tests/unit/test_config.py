@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -292,4 +293,30 @@ def test_a_file_that_is_not_utf8_is_named(tmp_path: Path) -> None:
     path.write_bytes(b"\xff\xfe\x00garbage")
 
     with pytest.raises(ConfigError, match=_about(path, "not UTF-8")):
+        load_settings(path)
+
+
+def test_a_fifo_as_configuration_is_refused_without_waiting(tmp_path: Path) -> None:
+    path = tmp_path / "pacsbridge.toml"
+    os.mkfifo(path)
+
+    with pytest.raises(ConfigError, match=_about(path, "not a regular file")):
+        load_settings(path)
+
+
+def test_a_byte_order_mark_is_accepted(tmp_path: Path) -> None:
+    path = tmp_path / "pacsbridge.toml"
+    path.write_bytes(b"\xef\xbb\xbf[series]\nnumber = 7\n")
+
+    assert load_settings(path).series.number == 7
+
+
+def test_a_host_with_a_nul_is_refused(tmp_path: Path) -> None:
+    text = (
+        '[[destinations]]\nname = "pacs"\nkind = "dicom"\nae_title = "PACS"\n'
+        'host = "127.0.0.1\\u0000"\nport = 104\n'
+    )
+    path = _config(tmp_path, text)
+
+    with pytest.raises(ConfigError, match=_about(path, r"destinations\[0\]\.host")):
         load_settings(path)

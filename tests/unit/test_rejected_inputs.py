@@ -230,3 +230,29 @@ def test_a_side_longer_than_dicom_allows_is_refused(tmp_path: Path) -> None:
 
     with pytest.raises(InputRejected, match=_about(path, r"is 70000x1 pixels; a side")):
         load_still(path, ImageSettings(quality="lossless"))
+
+
+@pytest.mark.parametrize("name", ["badheif.heic", "badtif.tif"])
+def test_inputs_that_once_crashed_a_decoder_are_rejected(name: str) -> None:
+    path = Path(__file__).parents[1] / "data" / "damaged" / name
+
+    with pytest.raises(InputRejected, match=re.escape(str(path))):
+        load_still(path, SETTINGS)
+
+
+def test_a_jpeg_with_two_frame_headers_is_rejected(tmp_path: Path) -> None:
+    data = gen.jpeg_bytes(PICTURE)
+    sof = data.index(b"\xff\xc0")
+    length = int.from_bytes(data[sof + 2 : sof + 4], "big")
+    doubled = (
+        data[: sof + 2 + length]
+        + data[sof : sof + 2 + length]
+        + data[sof + 2 + length :]
+    )
+    path = gen.write(tmp_path / "twice.jpg", doubled)
+
+    with pytest.raises(
+        InputRejected,
+        match=_about(path, "is not a readable JPEG: it has two frame headers"),
+    ):
+        load_still(path, SETTINGS)

@@ -280,3 +280,25 @@ def test_a_broken_icc_profile_is_not_carried_over(load: LoadStill) -> None:
 
     assert still.passed_through
     assert still.icc_profile is None
+
+
+def test_a_jpeg_without_huffman_tables_is_reencoded_not_passed(load: LoadStill) -> None:
+    # Motion-JPEG frames leave the tables to the decoder's defaults.
+    data = gen.remove_segments(gen.jpeg_bytes(PICTURE), 0xC4)
+
+    still = load(data)
+
+    assert not still.passed_through
+    assert 0xC4 in [marker for marker, _ in gen.segments(still.pixel_data)]
+
+
+def test_text_after_the_adobe_segment_is_not_carried(load: LoadStill) -> None:
+    adobe = gen.adobe_segment(1)
+    padded = gen.app_segment(0xEE, adobe[4:] + b"SMUGGLED-TEXT")
+    data = gen.insert_after_app0(gen.jpeg_bytes(PICTURE), padded)
+
+    still = load(data)
+
+    assert still.passed_through
+    assert b"SMUGGLED" not in still.pixel_data
+    assert b"Adobe" in still.pixel_data

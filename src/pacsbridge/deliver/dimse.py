@@ -6,6 +6,7 @@ PS3.4 B.2.3 gives the C-STORE statuses: 0x0000 success; 0x0001 and 0xBxxx warnin
 
 from __future__ import annotations
 
+import errno
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -41,6 +42,9 @@ _config.LOG_RESPONSE_IDENTIFIERS = False
 _config.LOG_HANDLER_LEVEL = "none"
 
 UNCOMPRESSED = (ExplicitVRLittleEndian, ImplicitVRLittleEndian)
+# PS3.7 C: 0x0001, 0x0107 (attribute list error) and 0x0116 (value out of range)
+# are warnings like 0xBxxx: the object was stored.
+_WARNINGS = frozenset({0x0001, 0x0107, 0x0116})
 
 
 @dataclass(frozen=True)
@@ -220,11 +224,18 @@ def _send(
         return ObjectOutcome(
             uid,
             "failed",
-            message=f"{_peer(destination)}: the connection failed while "
-            f"sending ({exc.strerror or exc})",
+            message=f"{_peer(destination)}: {_connection_failure(exc)} while sending",
             association_lost=True,
         )
     return _outcome(destination, uid, message_id & 0xFFFF, response, assoc)
+
+
+def _connection_failure(exc: OSError) -> str:
+    if isinstance(exc, TimeoutError):
+        return "the peer stopped reading (time-out)"
+    if exc.errno in (errno.EBADF, errno.EPIPE, errno.ECONNRESET):
+        return "the peer closed the connection"
+    return f"the connection failed ({exc.strerror or exc})"
 
 
 def _accepted_syntax(
@@ -266,12 +277,17 @@ def _outcome(
     if code == 0x0000:
         logger.info("stored %s on %s", uid, destination.name)
         return ObjectOutcome(uid, "stored", code)
-    if code == 0x0001 or 0xB000 <= code <= 0xBFFF:
+    if code in _WARNINGS or 0xB000 <= code <= 0xBFFF:
         logger.warning(
             "stored %s on %s with warning 0x%04X", uid, destination.name, code
         )
         return ObjectOutcome(uid, "warning", code, f"stored with warning 0x{code:04X}")
-    comment = str(getattr(response, "ErrorComment", "") or "").strip()
+    # The peer's words, shown to a person: printable characters only.
+    comment = "".join(
+        ch
+        for ch in str(getattr(response, "ErrorComment", "") or "")
+        if ch.isprintable()
+    ).strip()
     logger.error("%s refused %s with status 0x%04X", destination.name, uid, code)
     text = f"refused with status 0x{code:04X}" + (f" ({comment})" if comment else "")
     return ObjectOutcome(uid, "failed", code, text)
@@ -375,8 +391,9 @@ def _why_not_established(
         )
     if assoc.is_aborted:
         return (
-            f"{peer} aborted the association request (check the AE titles, and "
-            f"that {destination.timeout:g} s is time enough)"
+            f"{peer} aborted or did not answer the association request within "
+            f"{destination.timeout:g} s (is it a DICOM service, and are the AE "
+            "titles right?)"
         )
     return f"{peer} did not answer the association request in time"
 

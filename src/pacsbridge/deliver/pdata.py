@@ -26,6 +26,7 @@ from pydicom.uid import UID
 Buffer = bytes | memoryview
 
 _IOV_BATCH = 512  # well under Linux's IOV_MAX of 1024
+_SMALLEST_PDU = 1024  # below this a peer is broken, not frugal
 _UNLIMITED_FRAGMENT = 1 << 22  # a peer that allows any PDU size still gets 4 MiB
 _COMMAND_LAST = 0x03  # message control header: command, last fragment
 _DATA = 0x00
@@ -78,7 +79,12 @@ def send_request(
     the DIMSE timeout or the association went away.
     """
     sock: socket.socket = assoc.dul.socket.socket
+    # pynetdicom leaves the socket blocking once connected; a peer that stops
+    # reading must not hold a send for ever.
+    sock.settimeout(assoc.dimse_timeout)
     max_pdu = assoc.acceptor.maximum_length or 0
+    if 0 < max_pdu < _SMALLEST_PDU:
+        raise OSError(f"the peer's maximum PDU length of {max_pdu} bytes is too small")
     # PS3.8 9.3.5: the PDU's variable field holds one PDV item: 4 bytes of length,
     # 1 of context ID, 1 of message control header, then the fragment.
     fragment = max_pdu - 6 if max_pdu else _UNLIMITED_FRAGMENT

@@ -77,14 +77,24 @@ class BuiltObject:
         return ds
 
     def write(self, path: Path) -> None:
-        """Write the object as a DICOM Part 10 file (PS3.10 7.1)."""
+        """Write the object as a DICOM Part 10 file (PS3.10 7.1).
+
+        The file appears whole or not at all: it is written under a temporary
+        name and renamed, so a full disk or an interruption leaves no stub.
+        """
         meta = DicomBytesIO()
         write_file_meta_info(meta, self.attributes.file_meta, enforce_standard=True)
-        with path.open("wb") as fh:
-            fh.write(b"\x00" * 128 + b"DICM")
-            fh.write(meta.getvalue())
-            for part in self.encoded():
-                fh.write(part)
+        partial = path.with_name(f".{path.name}.partial")
+        try:
+            with partial.open("wb") as fh:
+                fh.write(b"\x00" * 128 + b"DICM")
+                fh.write(meta.getvalue())
+                for part in self.encoded():
+                    fh.write(part)
+            partial.replace(path)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
 
 
 def _pixel_data_element(still: Still, syntax: UID) -> list[Buffer]:

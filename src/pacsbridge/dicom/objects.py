@@ -66,13 +66,14 @@ class JobObjects:
             raise InputRejected(Path("."), "no input file was given")
         planned: list[PlannedObject] = []
         problems: list[InputRejected] = []
-        seen: set[Path] = set()
+        seen: set[object] = set()
         for number, path in enumerate(paths, start=1):
-            if path.resolve() in seen:
+            identity = _identity(path)
+            if identity in seen:
                 # Twice the same picture is a slip, not two images of the patient.
                 problems.append(InputRejected(path, "is given more than once"))
                 continue
-            seen.add(path.resolve())
+            seen.add(identity)
             try:
                 still = load_still(path, settings.image)
             except InputRejected as exc:
@@ -115,6 +116,16 @@ class JobObjects:
 
     def __len__(self) -> int:
         return len(self.planned)
+
+
+def _identity(path: Path) -> object:
+    # Device and inode see through links and relative paths; a file that cannot
+    # be stat'ed is reported by its check, so its spelling will do here.
+    try:
+        stat = path.stat()
+    except (OSError, RuntimeError):
+        return str(path)
+    return (stat.st_dev, stat.st_ino)
 
 
 def _plan_still(path: Path, still: Still, number: int) -> PlannedObject:

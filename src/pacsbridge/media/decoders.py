@@ -68,8 +68,10 @@ def open_image(path: Path, data: bytes) -> Image.Image:
         raise InputRejected(
             path, "is not an image format PacsBridge can read"
         ) from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise InputRejected(path, f"has a damaged image header ({exc})") from None
+    except Exception as exc:  # decoders of untrusted bytes may raise anything
+        raise InputRejected(
+            path, f"has a damaged image header ({_reason(exc)})"
+        ) from None
 
 
 def format_name(im: Image.Image) -> str:
@@ -127,7 +129,7 @@ def load_pixels(path: Path, im: Image.Image, data: bytes) -> Image.Image:
             k: v for k, v in im.info.items() if k in ("icc_profile", "transparency")
         }
         return picture
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+    except Exception as exc:  # decoders of untrusted bytes may raise anything
         if data.startswith(jpeg.SOI):
             return _decode_with_libjpeg(path, data, exc)
         raise InputRejected(path, f"cannot be decoded ({_reason(exc)})") from None

@@ -17,6 +17,7 @@ _SOF_MARKERS = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7}) | frozenset
     {0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 )
 _SOS = 0xDA
+_DHT, _DQT = 0xC4, 0xDB
 _APP0, _APP2, _APP14 = 0xE0, 0xE2, 0xEE
 _COM = 0xFE
 # After the first scan, the end of the entropy-coded data is the first marker that
@@ -68,11 +69,18 @@ class JpegInfo:
 
     @property
     def is_baseline(self) -> bool:
-        """JPEG Baseline (Process 1): SOF0, 8-bit, one or three components."""
+        """JPEG Baseline (Process 1): SOF0, 8-bit, one or three components, and
+        its own quantization and Huffman tables.
+
+        Motion-JPEG frames leave the Huffman tables out for the decoder to
+        assume; such a stream is not complete enough to pass through.
+        """
+        markers = {seg.marker for seg in self.segments}
         return (
             self.sof_marker == 0xC0
             and self.precision == 8
-            and (len(self.components) in (1, 3))
+            and len(self.components) in (1, 3)
+            and {_DHT, _DQT} <= markers
         )
 
     @property
@@ -139,6 +147,8 @@ def parse(data: bytes) -> JpegInfo:
         segment = Segment(marker, pos - 2, pos + length)
         segments.append(segment)
         if marker in _SOF_MARKERS:
+            if frame is not None:
+                raise JpegStructureError("has two frame headers (SOF)")
             frame = _parse_frame(marker, segment.payload(data))
         elif marker == _APP14 and segment.payload(data).startswith(b"Adobe"):
             payload = segment.payload(data)
@@ -272,6 +282,8 @@ def _kept_app_segment(data: bytes, seg: Segment) -> bytes | None:
         return b"\xff\xe0" + struct.pack(">H", 16) + payload[:12] + b"\x00\x00"
     if seg.marker == _APP2 and payload.startswith(b"ICC_PROFILE\x00"):
         return data[seg.start : seg.end]
-    if seg.marker == _APP14 and payload.startswith(b"Adobe"):
-        return data[seg.start : seg.end]
+    if seg.marker == _APP14 and payload.startswith(b"Adobe") and len(payload) >= 12:
+        # Only its 12 defined bytes (version, flags, transform): whatever else a
+        # writer appended is not carried.
+        return b"\xff\xee" + struct.pack(">H", 14) + payload[:12]
     return None

@@ -381,7 +381,10 @@ def _eight_bit(picture: Image.Image) -> Image.Image:
             maximum = max(int(extrema[1]), 255)  # type: ignore[arg-type]
         return wide.point(lambda v: v * (255 / maximum)).convert("L")
     if picture.mode == "F":
-        return picture.convert("L")
+        # Floating-point samples are 0 to 1 by convention, or an arbitrary range.
+        high = float(picture.getextrema()[1])  # type: ignore[arg-type]
+        scale = 255.0 if high <= 1.0 else 255.0 / high
+        return picture.point(lambda v: v * scale).convert("L")
     if picture.mode == "1":
         return picture.convert("L")
     return picture
