@@ -296,3 +296,13 @@ def test_ctrl_c_stops_the_job_and_says_what_was_stored(tmp_path: Path) -> None:
     assert "the rest was not sent" in stderr
     assert "Traceback" not in stderr
     assert len(stored) < len(photos)
+
+
+def test_names_that_look_like_markup_are_printed_as_they_are(tmp_path: Path) -> None:
+    odd = tmp_path / "ward[/red] [b].jpg"
+    odd.write_bytes(b"")
+
+    done = run_cli("dicomize", odd, "--out", tmp_path / "out", *patient_args())
+
+    assert done.returncode == 3
+    assert "ward[/red] [b].jpg: is empty" in done.stderr

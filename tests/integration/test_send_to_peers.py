@@ -7,8 +7,11 @@ orientation, content, transfer syntax, and dciodvfy for every kind of input.
 from __future__ import annotations
 
 import io
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -192,3 +195,37 @@ def test_every_kind_of_still_arrives_dciodvfy_clean(
         assert syntaxes == {ExplicitVRLittleEndian}
     else:
         assert syntaxes == {JPEGBaseline8Bit}
+
+
+def test_a_peer_that_stops_reading_ends_the_send_at_the_time_out(
+    tmp_path: Path,
+) -> None:
+    require_or_skip(["storescp"])
+    rng = np.random.default_rng(3)
+    photos = []
+    for i in range(4):  # ~9 MB each: more than loopback buffers hold
+        path = tmp_path / f"noise{i}.jpg"
+        noise = (rng.random((2600, 2600, 3)) * 255).astype(np.uint8)
+        Image.fromarray(noise).save(path, quality=97)
+        photos.append(path)
+
+    with StoreSCP(workdir=tmp_path / "scp") as scp:
+        config = write_config(tmp_path, scp.ae_title, scp.port)
+        config.write_text(config.read_text().replace("timeout = 20", "timeout = 2"))
+        process = subprocess.Popen(
+            [sys.executable, "-m", "pacsbridge", "--config", str(config), "send",
+             *map(str, photos), *PATIENT],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while not scp.files() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        os.kill(scp.pid, signal.SIGSTOP)
+        try:
+            _, stderr = process.communicate(timeout=60)
+        finally:
+            os.kill(scp.pid, signal.SIGCONT)
+
+    assert process.returncode == 1
+    assert "Traceback" not in stderr
+    assert "destination 'archive'" in stderr
