@@ -299,7 +299,8 @@ def test_ctrl_c_stops_the_job_and_says_what_was_stored(tmp_path: Path) -> None:
 
 
 def test_names_that_look_like_markup_are_printed_as_they_are(tmp_path: Path) -> None:
-    odd = tmp_path / "ward[/red] [b].jpg"
+    odd = tmp_path / "ward[" / "red] [b].jpg"  # "ward[/red] [b].jpg" as a path
+    odd.parent.mkdir()
     odd.write_bytes(b"")
 
     done = run_cli("dicomize", odd, "--out", tmp_path / "out", *patient_args())
