@@ -21,6 +21,8 @@ _DATE = re.compile(r"^[0-9]{8}$")
 _UID = re.compile(r"^(?=.{1,64}$)(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$")
 
 
+# TODO: lengths are counted in characters as PS3.5 says; dciodvfy and some
+# archives count bytes, so long non-Latin values can still be refused there.
 def _check_text(keyword: str, value: str, max_len: int) -> None:
     try:
         value.encode("utf-8")

@@ -96,6 +96,8 @@ def send_request(
     return response
 
 
+# TODO: relies on pynetdicom 3.0 internals (the reactor checkpoint and its waiters,
+# dul.socket); re-run the delivery tests on any pynetdicom upgrade.
 @contextmanager
 def reactor_held(assoc: Any, timeout: float = 5.0) -> Iterator[None]:
     """Hold pynetdicom's reactor thread until the block ends.

@@ -191,6 +191,8 @@ def _check_pixels(path: Path, rows: int, columns: int, settings: ImageSettings) 
         )
 
 
+# TODO: the scans are checked for structure only, not decoded: corrupt entropy
+# data or a frame header that lies about the size goes through as it is.
 def _pass_through_jpeg(
     path: Path,
     data: bytes,
