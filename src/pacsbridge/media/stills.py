@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from stat import S_ISDIR, S_ISREG
@@ -211,7 +212,8 @@ def _pass_through_jpeg(
 
     check = replace(check, jpeg_info=info)
     parts: tuple[bytes | memoryview, ...] = tuple(jpeg.metadata_free_parts(data, info))
-    orientation = _exif_orientation(info.exif(data))
+    exif = info.exif(data)
+    orientation = _orientation(lambda: _exif_of_segment(exif)) if exif else 1
     if orientation != 1:
         rotated = _rotate_losslessly(b"".join(parts), orientation)
         if rotated is None:
@@ -247,17 +249,23 @@ def _usable_profile(icc: bytes | None) -> bytes | None:
     return icc
 
 
-def _exif_orientation(exif: bytes | None) -> int:
-    if not exif:
-        return 1
+def _orientation(read_exif: Callable[[], Image.Exif]) -> int:
+    """EXIF Orientation 1-8; broken EXIF, common in the wild, counts as upright."""
     try:
-        parsed = Image.Exif()
-        parsed.load(exif)
-        value = parsed.get(_EXIF_ORIENTATION, 1)
-    except Exception:
+        with warnings.catch_warnings():
+            # Pillow warns "Corrupt EXIF data" without naming the file; we log it.
+            warnings.simplefilter("ignore")
+            value = read_exif().get(_EXIF_ORIENTATION, 1)
+    except Exception:  # any parser failure: the orientation then decides nothing
         logger.info("EXIF block cannot be parsed; orientation taken as upright")
         return 1
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def _exif_of_segment(payload: bytes) -> Image.Exif:
+    exif = Image.Exif()
+    exif.load(payload)
+    return exif
 
 
 def _rotate_losslessly(
@@ -336,25 +344,13 @@ def _decode_upright_srgb(
         source = decoders.source_coding(im, data)
         picture = decoders.load_pixels(path, im, data)
         # HEIF carries its rotation in the container and pillow-heif applies it.
-        orientation = 1 if source.format == "HEIF" else _orientation_of(im)
+        orientation = 1 if source.format == "HEIF" else _orientation(im.getexif)
         icc = im.info.get("icc_profile")
 
     picture = _to_srgb(picture, icc)
     if orientation in _TRANSPOSE:
         picture = picture.transpose(_TRANSPOSE[orientation])
     return picture, source
-
-
-def _orientation_of(im: Image.Image) -> int:
-    try:
-        with warnings.catch_warnings():
-            # Pillow warns "Corrupt EXIF data" without naming the file; we log it.
-            warnings.simplefilter("ignore")
-            value = im.getexif().get(_EXIF_ORIENTATION, 1)
-    except Exception:
-        logger.info("EXIF block cannot be parsed; orientation taken as upright")
-        return 1
-    return value if isinstance(value, int) and 1 <= value <= 8 else 1
 
 
 def _to_srgb(picture: Image.Image, icc: bytes | None) -> Image.Image:
