@@ -23,7 +23,7 @@ from rich.progress import (
 )
 
 from pacsbridge import __version__
-from pacsbridge.config import DicomDestination, Settings, load_settings
+from pacsbridge.config import Destination, DicomDestination, Settings, load_settings
 from pacsbridge.context import CaptureContext, Patient
 from pacsbridge.deliver import dimse
 from pacsbridge.dicom.objects import JobObjects
@@ -121,11 +121,10 @@ def _fail(exc: PacsBridgeError) -> NoReturn:
     raise typer.Exit(exc.exit_code)
 
 
-def _dicom_destination(settings: Settings, name: str) -> DicomDestination:
-    dest = settings.destination(name)
+def _dicom_only(dest: Destination) -> DicomDestination:
     if not isinstance(dest, DicomDestination):
         raise ConfigError(
-            f"destination {name!r} is of kind {dest.kind!r}, which this version "
+            f"destination {dest.name!r} is of kind {dest.kind!r}, which this version "
             "cannot send to yet (only 'dicom')"
         )
     return dest
@@ -140,7 +139,7 @@ def echo(
     """Check a destination answers: DICOM C-ECHO (verification)."""
     try:
         settings = _settings()
-        dest = _dicom_destination(settings, destination)
+        dest = _dicom_only(settings.destination(destination))
         seconds = dimse.echo(dest, settings.local)
     except PacsBridgeError as exc:
         _fail(exc)
@@ -325,9 +324,7 @@ def send(
     job_id = uuid.uuid4().hex[:12]
     try:
         settings = _settings()
-        names = list(dict.fromkeys(to)) if to else None  # each destination once
-        destinations = [_dicom_destination(settings, d.name)
-                        for d in settings.pick_destinations(names)]  # fmt: skip
+        destinations = [_dicom_only(d) for d in settings.pick_destinations(to)]
         context = _context(
             patient_id, patient_name, birth_date, sex, accession, study_uid,
             study_description, series_description, modality, body_part,

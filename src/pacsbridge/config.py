@@ -249,9 +249,10 @@ class Settings(_Section):
         raise ConfigError(f"no destination is named {name!r} (configured: {known})")
 
     def pick_destinations(self, names: list[str] | None) -> list[Destination]:
-        """The named destinations, or all enabled ones when no name is given."""
+        """The named destinations, each once, or all enabled ones when no name is
+        given."""
         if names:
-            return [self.destination(name) for name in names]
+            return [self.destination(name) for name in dict.fromkeys(names)]
         chosen = [d for d in self.destinations if d.enabled]
         if not chosen:
             raise ConfigError("no enabled destination is configured")
