@@ -80,14 +80,17 @@ def format_name(im: Image.Image) -> str:
     return _FORMAT_NAMES.get(name, name)
 
 
-def source_coding(im: Image.Image, data: bytes) -> SourceCoding:
-    """Whether and how lossily the input was compressed, from its own bytes."""
+def source_coding(
+    im: Image.Image, data: bytes, jpeg_info: jpeg.JpegInfo | None = None
+) -> SourceCoding:
+    """Whether and how lossily the input was compressed, from its own bytes.
+
+    ``jpeg_info`` is the parse the caller already has of a JPEG input.
+    """
     name = format_name(im)
     if name == "JPEG":
-        try:
-            lossy = jpeg.parse(data).sof_marker not in _LOSSLESS_JPEG
-        except jpeg.JpegStructureError:
-            lossy = True  # damaged: decoding decides; lossy is the safe claim
+        # Without a parse (not expected for JPEG), lossy is the safe claim.
+        lossy = jpeg_info is None or jpeg_info.sof_marker not in _LOSSLESS_JPEG
         return SourceCoding(name, lossy, JPEG_LOSSY if lossy else None)
     if name == "HEIF":
         return SourceCoding(name, True, HEVC_LOSSY)

@@ -119,11 +119,21 @@ def load_still(
     known = (
         checked.jpeg_info if checked is not None and checked.same_file(check) else None
     )
+    info = None
     if data.startswith(jpeg.SOI):
-        passed = _pass_through_jpeg(path, data, settings, known, check)
+        info = known or _parse_jpeg(path, data)
+        check = replace(check, jpeg_info=info)
+        passed = _pass_through_jpeg(path, data, settings, info, check)
         if passed is not None:
             return passed
-    return replace(_decode_and_encode(path, data, settings), check=check)
+    return replace(_decode_and_encode(path, data, settings, info), check=check)
+
+
+def _parse_jpeg(path: Path, data: bytes) -> jpeg.JpegInfo:
+    try:
+        return jpeg.parse(data)
+    except jpeg.JpegStructureError as exc:
+        raise InputRejected(path, f"is not a readable JPEG: it {exc}") from None
 
 
 def decode_to_uncompressed(still: Still) -> Still:
@@ -198,19 +208,14 @@ def _pass_through_jpeg(
     path: Path,
     data: bytes,
     settings: ImageSettings,
-    known: jpeg.JpegInfo | None,
+    info: jpeg.JpegInfo,
     check: InputCheck,
 ) -> Still | None:
     """The JPEG's own scans as pixel data, or None when it must be re-encoded."""
-    try:
-        info = known or jpeg.parse(data)
-    except jpeg.JpegStructureError as exc:
-        raise InputRejected(path, f"is not a readable JPEG: it {exc}") from None
     _check_pixels(path, info.rows, info.columns, settings)
     if not info.is_baseline or settings.quality == "lossless":
         return None
 
-    check = replace(check, jpeg_info=info)
     parts: tuple[bytes | memoryview, ...] = tuple(jpeg.metadata_free_parts(data, info))
     exif = info.exif(data)
     orientation = _orientation(lambda: _exif_of_segment(exif)) if exif else 1
@@ -292,8 +297,10 @@ def _rotate_losslessly(
     return (done.stdout, info) if info.is_baseline else None
 
 
-def _decode_and_encode(path: Path, data: bytes, settings: ImageSettings) -> Still:
-    picture, source = _decode_upright_srgb(path, data, settings)
+def _decode_and_encode(
+    path: Path, data: bytes, settings: ImageSettings, info: jpeg.JpegInfo | None
+) -> Still:
+    picture, source = _decode_upright_srgb(path, data, settings, info)
     # A lossy source stays lossy whatever we do next (PS3.3 C.7.6.1.1.5); its
     # method and ratio are listed where DICOM has a term for its codec.
     lossy_methods: tuple[str, ...] = ()
@@ -337,11 +344,11 @@ def _decode_and_encode(path: Path, data: bytes, settings: ImageSettings) -> Stil
 
 
 def _decode_upright_srgb(
-    path: Path, data: bytes, settings: ImageSettings
+    path: Path, data: bytes, settings: ImageSettings, info: jpeg.JpegInfo | None
 ) -> tuple[Image.Image, decoders.SourceCoding]:
     with decoders.open_image(path, data) as im:
         _check_pixels(path, im.height, im.width, settings)
-        source = decoders.source_coding(im, data)
+        source = decoders.source_coding(im, data, info)
         picture = decoders.load_pixels(path, im, data)
         # HEIF carries its rotation in the container and pillow-heif applies it.
         orientation = 1 if source.format == "HEIF" else _orientation(im.getexif)
