@@ -7,7 +7,6 @@ rejected.
 from __future__ import annotations
 
 import logging
-import sys
 import uuid
 from pathlib import Path
 from typing import Annotated, NoReturn
@@ -22,7 +21,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from pacsbridge import __version__
+from pacsbridge import __version__, logs
 from pacsbridge.config import Destination, DicomDestination, Settings, load_settings
 from pacsbridge.context import CaptureContext, Patient
 from pacsbridge.deliver import dimse
@@ -95,19 +94,9 @@ def _main(
 def _settings() -> Settings:
     settings = load_settings(_state.config)
     level = _state.log_level or settings.local.log_level
-    if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+    if level not in logs.LEVELS:
         raise ConfigError(f"--log-level: unknown level {level!r}")
-    logging.basicConfig(
-        level=level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-        force=True,
-    )
-    # Pillow's debug lines quote EXIF values (a photo's description can name the
-    # patient); pynetdicom's errors repeat what our own messages say better.
-    logging.getLogger("PIL").setLevel(max(logging.INFO, logging.getLevelName(level)))
-    if level != "DEBUG":
-        logging.getLogger("pynetdicom").setLevel(logging.CRITICAL)
+    logs.configure(level)
     return settings
 
 
