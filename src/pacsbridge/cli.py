@@ -104,7 +104,7 @@ def _fail(exc: PacsBridgeError) -> NoReturn:
     if isinstance(exc, InputRejected):
         for rejected in exc.rejected:
             err.print(f"rejected: {rejected}")
-        err.print("Nothing was sent: fix or leave out the files above.")
+        err.print("Nothing of the job was done: fix or leave out the files above.")
     else:
         err.print(f"error: {exc}")
     raise typer.Exit(exc.exit_code)
@@ -132,6 +132,9 @@ def echo(
         seconds = dimse.echo(dest, settings.local)
     except PacsBridgeError as exc:
         _fail(exc)
+    except KeyboardInterrupt:
+        err.print("Interrupted: no answer was awaited further.")
+        raise typer.Exit(130) from None
     out.print(
         f"{dest.name} ({dest.ae_title}@{dest.host}:{dest.port}) answered C-ECHO "
         f"in {seconds * 1000:.0f} ms",
@@ -349,6 +352,11 @@ def send(
         highlight=False,
     )
     if failed:
+        names = " ".join(f"--to {r.destination}" for r in failed)
+        err.print(
+            f"To finish the job, send the same files again with {names} "
+            f"--study-uid {job.series.study_instance_uid}",
+        )
         raise typer.Exit(1)
 
 

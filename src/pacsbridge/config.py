@@ -130,6 +130,19 @@ class DicomDestination(_Destination):
     storage_commitment: Switch = False
     sop_class: SopClassChoice = "secondary-capture"
 
+    @model_validator(mode="after")
+    def _only_what_this_version_does(self) -> DicomDestination:
+        # Accepting these and sending without them would be worse than refusing:
+        # tls = true must never mean patient data in the clear.
+        # TODO: TLS and storage commitment (issue 8), VL Photographic (issue 9).
+        if self.tls:
+            raise ValueError("tls is not supported by this version yet")
+        if self.storage_commitment:
+            raise ValueError("storage_commitment is not supported by this version yet")
+        if self.sop_class != "secondary-capture":
+            raise ValueError(f"sop_class {self.sop_class!r} is not supported yet")
+        return self
+
 
 class DicomWebDestination(_Destination):
     kind: Literal["dicomweb"]
@@ -252,7 +265,13 @@ class Settings(_Section):
         """The named destinations, each once, or all enabled ones when no name is
         given."""
         if names:
-            return [self.destination(name) for name in dict.fromkeys(names)]
+            chosen = [self.destination(name) for name in dict.fromkeys(names)]
+            disabled = [d.name for d in chosen if not d.enabled]
+            if disabled:
+                raise ConfigError(
+                    f"destination {disabled[0]!r} is disabled (enabled = false)"
+                )
+            return chosen
         chosen = [d for d in self.destinations if d.enabled]
         if not chosen:
             raise ConfigError("no enabled destination is configured")

@@ -119,7 +119,7 @@ def test_bad_input_is_exit_3_naming_every_bad_file_and_sends_nothing(
     for bad in ("empty.jpg: is empty", "notes.png: is not an image", "cut.jpg:",
                 "missing.jpg: cannot be read"):  # fmt: skip
         assert bad in done.stderr
-    assert "Nothing was sent" in done.stderr
+    assert "Nothing of the job was done" in done.stderr
     assert pacs.stored == []
 
 
@@ -156,6 +156,7 @@ def test_unreachable_destination_is_exit_1_naming_it(tmp_path: Path) -> None:
         done.stderr
     )
     assert "0 stored" in done.stdout and "3 not sent" in done.stdout
+    assert "send the same files again with --to pacs --study-uid 2.25." in done.stderr
 
 
 def test_echo_reports_the_round_trip(pacs: DemoPacs, tmp_path: Path) -> None:

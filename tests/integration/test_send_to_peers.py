@@ -229,3 +229,33 @@ def test_a_peer_that_stops_reading_ends_the_send_at_the_time_out(
     assert process.returncode == 1
     assert "Traceback" not in stderr
     assert "destination 'archive'" in stderr
+
+
+@pytest.mark.parametrize("command", ["echo", "send"])
+def test_ctrl_c_while_a_peer_is_silent_ends_at_once(
+    tmp_path: Path, corpus_dir: Path, command: str
+) -> None:
+    require_or_skip(["storescp"])
+    with StoreSCP(workdir=tmp_path / "scp") as scp:
+        config = write_config(tmp_path, scp.ae_title, scp.port)
+        args = ["archive"] if command == "echo" else [
+            str(corpus_dir / "Landscape_1.jpg"), *PATIENT
+        ]  # fmt: skip
+        os.kill(scp.pid, signal.SIGSTOP)  # accepts the connection, answers nothing
+        try:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "pacsbridge", "--config", str(config),
+                 command, *args],
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            )  # fmt: skip
+            time.sleep(3)  # well inside the association request's 20 s time-out
+            process.send_signal(signal.SIGINT)
+            started = time.monotonic()
+            _, stderr = process.communicate(timeout=15)
+        finally:
+            os.kill(scp.pid, signal.SIGCONT)
+
+    assert process.returncode == 130
+    assert time.monotonic() - started < 10
+    assert "Interrupted" in stderr
+    assert "Traceback" not in stderr

@@ -42,8 +42,8 @@ ae_title = "ORTHANC"
 host = "127.0.0.1"
 port = 4242
 tls = false
-storage_commitment = true
-sop_class = "vl-photographic"
+storage_commitment = false
+sop_class = "secondary-capture"
 
 [[destinations]]
 name = "vna"
@@ -320,3 +320,35 @@ def test_a_host_with_a_nul_is_refused(tmp_path: Path) -> None:
 
     with pytest.raises(ConfigError, match=_about(path, r"destinations\[0\]\.host")):
         load_settings(path)
+
+
+@pytest.mark.parametrize(
+    ("line", "problem"),
+    [
+        ("tls = true", "tls is not supported"),
+        ("storage_commitment = true", "storage_commitment is not supported"),
+        ('sop_class = "vl-photographic"', "sop_class 'vl-photographic' is not"),
+    ],
+)
+def test_destination_features_not_built_yet_are_refused_not_ignored(
+    tmp_path: Path, line: str, problem: str
+) -> None:
+    text = (
+        '[[destinations]]\nname = "pacs"\nkind = "dicom"\nae_title = "PACS"\n'
+        f'host = "127.0.0.1"\nport = 104\n{line}\n'
+    )
+    path = _config(tmp_path, text)
+
+    with pytest.raises(ConfigError, match=_about(path, problem)):
+        load_settings(path)
+
+
+def test_a_disabled_destination_named_with_to_is_refused(tmp_path: Path) -> None:
+    text = (
+        '[[destinations]]\nname = "off"\nkind = "dicom"\nae_title = "PACS"\n'
+        'host = "127.0.0.1"\nport = 104\nenabled = false\n'
+    )
+    settings = load_settings(_config(tmp_path, text))
+
+    with pytest.raises(ConfigError, match="destination 'off' is disabled"):
+        settings.pick_destinations(["off"])

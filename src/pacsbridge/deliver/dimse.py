@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +24,7 @@ from pydicom.uid import (
 from pynetdicom import AE, _config, evt
 from pynetdicom.association import Association
 from pynetdicom.dimse_primitives import C_STORE
+from pynetdicom.dul import DULServiceProvider
 from pynetdicom.presentation import PresentationContext
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 
@@ -352,7 +354,11 @@ def _association(
         raise AssociationError(
             f"{_peer(destination)} could not be reached ({exc.strerror or exc})"
         ) from None
+    except BaseException:
+        _drop(ae)  # interrupted while negotiating
+        raise
     if not assoc.is_established:
+        ae.shutdown()
         raise AssociationError(_why_not_established(destination, assoc, connected))
     logger.info(
         "association with %s established (peer max PDU %s)",
@@ -361,9 +367,12 @@ def _association(
     )
     try:
         yield assoc
+    except KeyboardInterrupt:
+        _drop(ae)
+        raise
     except BaseException:
-        # Interrupted, perhaps mid-message: a release would be a protocol
-        # error then (PS3.8 7.2); an abort tells the peer to drop the rest.
+        # Stopped mid-job: a release would be a protocol error then (PS3.8 7.2);
+        # an abort tells the peer to drop the rest.
         assoc.abort()
         raise
     else:
@@ -371,6 +380,20 @@ def _association(
             assoc.release()
     finally:
         ae.shutdown()
+
+
+def _drop(ae: AE) -> None:
+    """Stop this AE's connections at once, without waiting on the peer.
+
+    A person pressed Ctrl-C: an orderly A-ABORT waits for a peer that may never
+    answer, and pynetdicom's DUL threads, which are not daemons, would keep the
+    process alive. Closing the connection is an abort too (PS3.8 7.3.2).
+    """
+    for thread in threading.enumerate():
+        if isinstance(thread, DULServiceProvider) and thread.assoc.ae is ae:
+            thread.kill_dul()
+            if thread.socket is not None:
+                thread.socket.close()
 
 
 def _why_not_established(

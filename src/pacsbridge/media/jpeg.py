@@ -142,7 +142,9 @@ def parse(data: bytes) -> JpegInfo:
         if marker == _SOS:
             break
         if marker in (0xD8, 0xD9) or 0xD0 <= marker <= 0xD7:
-            raise JpegStructureError(f"unexpected marker 0xFF{marker:02X} before scan")
+            raise JpegStructureError(
+                f"has an unexpected marker 0xFF{marker:02X} before its scan"
+            )
         length = _segment_length(data, pos)
         segment = Segment(marker, pos - 2, pos + length)
         segments.append(segment)
@@ -177,7 +179,7 @@ def _next_marker(data: bytes, pos: int) -> tuple[int, int]:
     # 10918-1 B.1.1.2: any number of 0xFF fill bytes may precede a marker code.
     if pos >= len(data) or data[pos] != 0xFF:
         raise JpegStructureError(
-            f"expected a marker at byte {pos}, the file is damaged"
+            f"has no marker where one belongs (byte {pos}): the file is damaged"
         )
     while pos < len(data) and data[pos] == 0xFF:
         pos += 1
