@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import errno
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -21,27 +20,20 @@ from pydicom.uid import (
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
 )
-from pynetdicom import AE, _config, evt
+from pynetdicom import evt
 from pynetdicom.association import Association
 from pynetdicom.dimse_primitives import C_STORE
-from pynetdicom.dul import DULServiceProvider
 from pynetdicom.presentation import PresentationContext
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 
+from pacsbridge.association import Peer, open_association, presentation_context
 from pacsbridge.config import DicomDestination, LocalSettings
 from pacsbridge.deliver import pdata, transport
 from pacsbridge.dicom.encoding import Buffer
 from pacsbridge.dicom.objects import JobObjects, PlannedObject
-from pacsbridge.dicom.uids import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 from pacsbridge.errors import AssociationError, InputRejected
 
 logger = logging.getLogger(__name__)
-
-# Identifiers are patient data: pynetdicom must never log them, nor its own
-# per-message dumps that would carry them.
-_config.LOG_REQUEST_IDENTIFIERS = False
-_config.LOG_RESPONSE_IDENTIFIERS = False
-_config.LOG_HANDLER_LEVEL = "none"
 
 UNCOMPRESSED = (ExplicitVRLittleEndian, ImplicitVRLittleEndian)
 # PS3.7 C: 0x0001, 0x0107 (attribute list error) and 0x0116 (value out of range)
@@ -86,7 +78,7 @@ def echo(destination: DicomDestination, local: LocalSettings) -> float:
     """C-ECHO the destination; the round trip in seconds, or AssociationError."""
     started = time.perf_counter()
     with _association(
-        destination, local, [_context(Verification, UNCOMPRESSED)]
+        destination, local, [presentation_context(Verification, UNCOMPRESSED)]
     ) as assoc:
         status = assoc.send_c_echo()
     if "Status" not in status:
@@ -304,16 +296,19 @@ def _contexts_for(job: JobObjects) -> list[PresentationContext]:
     for sop_class in sorted({sop for sop, _ in wanted}):
         for sop, ts in wanted:
             if sop == sop_class and ts not in UNCOMPRESSED:
-                contexts.append(_context(sop_class, (ts,)))
-        contexts.append(_context(sop_class, UNCOMPRESSED))
+                contexts.append(presentation_context(sop_class, (ts,)))
+        contexts.append(presentation_context(sop_class, UNCOMPRESSED))
     return contexts
 
 
-def _context(sop_class: str, syntaxes: tuple[str, ...]) -> PresentationContext:
-    cx = PresentationContext()
-    cx.abstract_syntax = UID(sop_class)
-    cx.transfer_syntax = [UID(ts) for ts in syntaxes]
-    return cx
+def _peer(destination: DicomDestination) -> Peer:
+    return Peer(
+        f"destination {destination.name!r}",
+        destination.ae_title,
+        destination.host,
+        destination.port,
+        destination.timeout,
+    )
 
 
 @contextmanager
@@ -322,128 +317,11 @@ def _association(
     local: LocalSettings,
     contexts: list[PresentationContext],
 ) -> Iterator[Association]:
-    if len(contexts) > 128:  # PS3.8 9.3.2.2: context IDs are odd numbers 1 to 255
-        raise AssociationError(f"{_peer(destination)}: too many presentation contexts")
-    ae = AE(ae_title=local.ae_title)
-    ae.implementation_class_uid = IMPLEMENTATION_CLASS_UID
-    ae.implementation_version_name = IMPLEMENTATION_VERSION_NAME
-    ae.maximum_pdu_size = local.max_pdu
-    ae.requested_contexts = contexts
-    for attr in (
-        "acse_timeout",
-        "dimse_timeout",
-        "network_timeout",
-        "connection_timeout",
-    ):
-        setattr(ae, attr, destination.timeout)
-
-    connected: list[bool] = []
-    handlers: list[Any] = [
-        (evt.EVT_CONN_OPEN, transport.tune_socket),
-        (evt.EVT_CONN_OPEN, lambda _: connected.append(True)),
-    ]
-    try:
-        assoc = ae.associate(
-            destination.host,
-            destination.port,
-            ae_title=destination.ae_title,
-            evt_handlers=handlers,
-        )
-    except OSError as exc:  # the host name does not resolve, among others
-        ae.shutdown()
-        raise AssociationError(
-            f"{_peer(destination)} could not be reached ({exc.strerror or exc})"
-        ) from None
-    except BaseException:
-        _drop(ae)  # interrupted while negotiating
-        raise
-    if not assoc.is_established:
-        ae.shutdown()
-        raise AssociationError(_why_not_established(destination, assoc, connected))
-    logger.info(
-        "association with %s established (peer max PDU %s)",
-        destination.name,
-        assoc.acceptor.maximum_length,
-    )
-    try:
+    with open_association(
+        _peer(destination),
+        local,
+        contexts,
+        AssociationError,
+        [(evt.EVT_CONN_OPEN, transport.tune_socket)],
+    ) as assoc:
         yield assoc
-    except KeyboardInterrupt:
-        _drop(ae)
-        raise
-    except BaseException:
-        # Stopped mid-job: a release would be a protocol error then (PS3.8 7.2);
-        # an abort tells the peer to drop the rest.
-        assoc.abort()
-        raise
-    else:
-        if assoc.is_established:
-            assoc.release()
-    finally:
-        ae.shutdown()
-
-
-def _drop(ae: AE) -> None:
-    """Stop this AE's connections at once, without waiting on the peer.
-
-    A person pressed Ctrl-C: an orderly A-ABORT waits for a peer that may never
-    answer, and pynetdicom's DUL threads, which are not daemons, would keep the
-    process alive. Closing the connection is an abort too (PS3.8 7.3.2).
-    """
-    for thread in threading.enumerate():
-        if isinstance(thread, DULServiceProvider) and thread.assoc.ae is ae:
-            thread.kill_dul()
-            if thread.socket is not None:
-                thread.socket.close()
-
-
-def _why_not_established(
-    destination: DicomDestination, assoc: Association, connected: list[bool]
-) -> str:
-    peer = _peer(destination)
-    if not connected:
-        return (
-            f"{peer} could not be reached: connection refused or no answer within "
-            f"{destination.timeout:g} s (is it running, are host and port right?)"
-        )
-    if assoc.is_rejected:
-        return f"{peer} rejected the association ({_rejection(assoc)})"
-    response = assoc.acceptor.primitive
-    if response is not None and response.result == 0:
-        return (
-            f"{peer} accepted none of the SOP classes and transfer syntaxes we proposed"
-        )
-    if assoc.is_aborted:
-        return (
-            f"{peer} aborted or did not answer the association request within "
-            f"{destination.timeout:g} s (is it a DICOM service, and are the AE "
-            "titles right?)"
-        )
-    return f"{peer} did not answer the association request in time"
-
-
-def _rejection(assoc: Association) -> str:
-    response = assoc.acceptor.primitive
-    if response is None:
-        return "no reason given"
-    reason = {
-        (1, 1): "no reason given",
-        (1, 2): "application context not supported",
-        (1, 3): "our AE title is not recognised",
-        (1, 7): "its AE title is not the one we called",
-        (2, 1): "no reason given",
-        (2, 2): "protocol version not supported",
-        (3, 1): "temporary congestion",
-        (3, 2): "local limit exceeded",
-    }.get(
-        (response.result_source or 0, response.diagnostic or 0),
-        f"reason code {response.result_source}/{response.diagnostic}",
-    )
-    kind = "permanent" if response.result == 1 else "transient"
-    return f"{kind}: {reason}"
-
-
-def _peer(destination: DicomDestination) -> str:
-    return (
-        f"destination {destination.name!r} "
-        f"({destination.ae_title}@{destination.host}:{destination.port})"
-    )
