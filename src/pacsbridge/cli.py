@@ -6,6 +6,8 @@ rejected.
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import logging
 import uuid
 from pathlib import Path
@@ -20,13 +22,33 @@ from rich.progress import (
     TextColumn,
     TimeRemainingColumn,
 )
+from rich.table import Table
+from rich.text import Text
 
-from pacsbridge import __version__, logs
+from pacsbridge import __version__, logs, lookup
+from pacsbridge.cli_context import (
+    Accession,
+    BirthDate,
+    BodyPart,
+    FromStudy,
+    FromWorklist,
+    Laterality,
+    Modality,
+    Operator,
+    PatientId,
+    PatientName,
+    SeriesDescription,
+    Sex,
+    StudyDescription,
+    StudyUid,
+    job_context,
+)
 from pacsbridge.config import Destination, DicomDestination, Settings, load_settings
-from pacsbridge.context import CaptureContext, Patient
+from pacsbridge.context import CaptureContext
 from pacsbridge.deliver import dimse
 from pacsbridge.dicom.objects import JobObjects
 from pacsbridge.errors import ConfigError, InputRejected, PacsBridgeError
+from pacsbridge.lookup.apply import TypedContext
 
 logger = logging.getLogger(__name__)
 # Messages carry file names, AE titles and peers' comments: printed as they are,
@@ -142,86 +164,108 @@ def echo(
     )
 
 
-# The CONTEXT options, shared by dicomize and send.
-PatientId = Annotated[
-    str, typer.Option("--patient-id", help="Patient ID (required).", metavar="ID")
-]
-PatientName = Annotated[
-    str,
-    typer.Option(
-        "--patient-name", help="DICOM form: Family^Given^Middle.", metavar="NAME"
-    ),
-]
-BirthDate = Annotated[
-    str, typer.Option("--birth-date", help="Patient's birth date.", metavar="YYYYMMDD")
-]
-Sex = Annotated[
-    str, typer.Option("--sex", help="Patient's sex: M, F or O.", metavar="M|F|O")
-]
-Accession = Annotated[
-    str, typer.Option("--accession", help="Accession Number of the order.", metavar="N")
-]
-StudyUid = Annotated[
-    str,
-    typer.Option(
-        "--study-uid",
-        help="Add to this existing study (else a new one).",
-        metavar="UID",
-    ),
-]
-StudyDescription = Annotated[
-    str, typer.Option("--study-description", help="Study Description.", metavar="TEXT")
-]
-SeriesDescription = Annotated[
-    str,
-    typer.Option("--series-description", help="Series Description.", metavar="TEXT"),
-]
-Modality = Annotated[
-    str, typer.Option("--modality", help="Modality of the series.", metavar="CODE")
-]
-BodyPart = Annotated[
-    str,
-    typer.Option("--body-part", help="Body Part Examined, e.g. HAND.", metavar="CODE"),
-]
-Laterality = Annotated[
-    str,
-    typer.Option(
-        "--laterality", help="Laterality of a paired body part.", metavar="R|L"
-    ),
-]
-Operator = Annotated[
-    str,
-    typer.Option(
-        "--operator", help="Operators' Name: who took the photos.", metavar="NAME"
-    ),
-]
+@app.command("lookup")
+def lookup_command(
+    provider: Annotated[
+        str | None,
+        typer.Option(
+            "--provider",
+            help="worklist, study or dicomweb (default: lookup.provider).",
+            metavar="worklist|study|dicomweb",
+        ),
+    ] = None,
+    name: Annotated[
+        str,
+        typer.Option(
+            "--name", help="Patient name; * and ? are wildcards.", metavar="PATTERN"
+        ),
+    ] = "",
+    patient_id: Annotated[
+        str, typer.Option("--patient-id", help="Exact Patient ID.", metavar="ID")
+    ] = "",
+    accession: Annotated[
+        str,
+        typer.Option("--accession", help="Exact Accession Number.", metavar="N"),
+    ] = "",
+    modality: Annotated[
+        str, typer.Option("--modality", help="Modality, e.g. XC.", metavar="M")
+    ] = "",
+    date: Annotated[
+        str | None,
+        typer.Option(
+            "--date",
+            help="A day or a range (default: the last lookup.date_range_days days).",
+            metavar="YYYYMMDD[-YYYYMMDD]|today",
+        ),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print a JSON list instead of a table.")
+    ] = False,
+) -> None:
+    """Find patients and orders: worklist entries or existing studies."""
+    try:
+        settings = _settings()
+        chosen = _provider(provider)
+        query = lookup.LookupQuery(
+            patient_name=name,
+            patient_id=patient_id,
+            accession_number=accession,
+            modality=modality.upper(),
+            dates=lookup.date_filter(
+                date, settings.lookup.date_range_days, dt.date.today()
+            ),
+        )
+        result = lookup.search(settings, query, chosen)
+    except PacsBridgeError as exc:
+        _fail(exc)
+    except KeyboardInterrupt:
+        err.print("Interrupted: the search was stopped.")
+        raise typer.Exit(130) from None
+    if as_json:
+        rows = [lookup.order_json(order) for order in result.orders]
+        out.print(json.dumps(rows, ensure_ascii=False, indent=2))
+    else:
+        out.print(_orders_table(result))
+    if result.truncated:
+        err.print(
+            f"More than {settings.lookup.max_results} matches: only the first "
+            f"{settings.lookup.max_results} are shown. Narrow the search."
+        )
 
 
-def _context(
-    patient_id: str,
-    patient_name: str,
-    birth_date: str,
-    sex: str,
-    accession: str,
-    study_uid: str,
-    study_description: str,
-    series_description: str,
-    modality: str,
-    body_part: str,
-    laterality: str,
-    operator: str,
-) -> CaptureContext:
-    return CaptureContext(
-        patient=Patient(patient_id, patient_name, birth_date, sex.upper()),
-        accession_number=accession,
-        study_instance_uid=study_uid,
-        study_description=study_description,
-        series_description=series_description,
-        modality=modality.upper(),
-        body_part=body_part.upper(),
-        laterality=laterality.upper(),
-        operator=operator,
+def _provider(text: str | None) -> lookup.Provider | None:
+    if text is None:
+        return None
+    if text not in ("worklist", "study", "dicomweb"):
+        raise ConfigError("--provider is worklist, study or dicomweb")
+    return text  # type: ignore[return-value]
+
+
+def _orders_table(result: lookup.SearchResult) -> Table:
+    when = "Scheduled" if result.provider == "worklist" else "Study date"
+    table = Table(
+        title=f"{len(result.orders)} {result.provider} entries", title_justify="left"
     )
+    headers = ("Patient name", "Patient ID", "Born", "Sex", "Accession", "Modality",
+               when, "Description")  # fmt: skip
+    for header in headers:
+        # A name cut short could be taken for another: fold, never truncate.
+        table.add_column(header, overflow="fold")
+    for order in result.orders:
+        row = lookup.order_json(order)
+        cells = (
+            row["patient_name"], row["patient_id"], row["birth_date"], row["sex"],
+            row["accession_number"], row["modality"],
+            f"{row['scheduled_date']} {row['scheduled_time'][:4]}".strip(),
+            row["description"],
+        )  # fmt: skip
+        # Text, not markup; control characters from a peer are not printed raw.
+        table.add_row(*(Text(_printable(cell)) for cell in cells))
+    return table
+
+
+def _printable(text: str) -> str:
+    return "".join(ch if ch.isprintable() else "\ufffd" for ch in text)
 
 
 def _plan(files: list[Path], context: CaptureContext, settings: Settings) -> JobObjects:
@@ -261,18 +305,24 @@ def dicomize(
     study_uid: StudyUid = "",
     study_description: StudyDescription = "",
     series_description: SeriesDescription = "",
-    modality: Modality = "XC",
+    modality: Modality = "",
     body_part: BodyPart = "",
     laterality: Laterality = "",
     operator: Operator = "",
+    from_worklist: FromWorklist = "",
+    from_study: FromStudy = "",
 ) -> None:
     """Write the DICOM objects for FILES into a folder; send nothing."""
     try:
         settings = _settings()
-        context = _context(
-            patient_id, patient_name, birth_date, sex, accession, study_uid,
-            study_description, series_description, modality, body_part,
-            laterality, operator,
+        context = job_context(
+            settings,
+            TypedContext(
+                patient_id, patient_name, birth_date, sex.upper(), accession,
+                study_uid, study_description, series_description, modality.upper(),
+                body_part.upper(), laterality.upper(), operator,
+            ),
+            from_worklist, from_study, err.print,
         )  # fmt: skip
         job = _plan(files, context, settings)
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -307,20 +357,26 @@ def send(
     study_uid: StudyUid = "",
     study_description: StudyDescription = "",
     series_description: SeriesDescription = "",
-    modality: Modality = "XC",
+    modality: Modality = "",
     body_part: BodyPart = "",
     laterality: Laterality = "",
     operator: Operator = "",
+    from_worklist: FromWorklist = "",
+    from_study: FromStudy = "",
 ) -> None:
     """Convert FILES and store them in the destinations now, as one job."""
     job_id = uuid.uuid4().hex[:12]
     try:
         settings = _settings()
         destinations = [_dicom_only(d) for d in settings.pick_destinations(to)]
-        context = _context(
-            patient_id, patient_name, birth_date, sex, accession, study_uid,
-            study_description, series_description, modality, body_part,
-            laterality, operator,
+        context = job_context(
+            settings,
+            TypedContext(
+                patient_id, patient_name, birth_date, sex.upper(), accession,
+                study_uid, study_description, series_description, modality.upper(),
+                body_part.upper(), laterality.upper(), operator,
+            ),
+            from_worklist, from_study, err.print,
         )  # fmt: skip
         job = _plan(files, context, settings)
     except PacsBridgeError as exc:

@@ -22,6 +22,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydicom.charset import python_encoding
 
 from pacsbridge.errors import ConfigError
 
@@ -192,6 +193,18 @@ class LookupSettings(_Section):
     date_range_days: Count = 0
     default_charset: str = "ISO_IR 100"
     max_results: Annotated[int, Field(ge=1, strict=True)] = 200
+    timeout: Seconds = 30.0
+
+    @field_validator("default_charset")
+    @classmethod
+    def _known_charset(cls, value: str) -> str:
+        # PS3.3 C.12.1.1.2 defined terms, as pydicom knows them.
+        if value not in python_encoding:
+            raise ValueError(
+                f"{value!r} is not a DICOM character set term such as "
+                "'ISO_IR 100', 'ISO_IR 192', 'GB18030' or 'ISO 2022 IR 87'"
+            )
+        return value
 
 
 LongString = Annotated[str, Field(max_length=64), AfterValidator(_check_text)]

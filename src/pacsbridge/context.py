@@ -1,4 +1,4 @@
-"""Patient and CaptureContext: who and what the pictures of a job belong to.
+"""Patient, Order and CaptureContext: who and what the pictures of a job belong to.
 
 Values are checked against the DICOM value representations they will be written as
 (PS3.5 6.2), so a bad value is refused before any object is built. Error messages name
@@ -17,6 +17,8 @@ _SEXES = ("M", "F", "O")
 _LATERALITIES = ("R", "L")
 _CS = re.compile(r"^[A-Z0-9 _]*$")
 _DATE = re.compile(r"^[0-9]{8}$")
+# PS3.5 6.2 TM: HH, HHMM, HHMMSS or HHMMSS.F to six fraction digits.
+_TIME = re.compile(r"^([01][0-9]|2[0-3])([0-5][0-9]([0-5][0-9](\.[0-9]{1,6})?)?)?$")
 # PS3.5 9.1: dot-separated numbers without leading zeros, at most 64 characters.
 _UID = re.compile(r"^(?=.{1,64}$)(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$")
 
@@ -52,6 +54,91 @@ def _check_person_name(keyword: str, value: str) -> None:
             raise ContextError(f"{keyword} has more than five name components")
     if value.count("=") > 2:
         raise ContextError(f"{keyword} has more than three component groups")
+
+
+def _check_time(keyword: str, value: str) -> None:
+    if not _TIME.match(value):
+        raise ContextError(f"{keyword} is not a valid time in HHMMSS form")
+
+
+@dataclass(frozen=True)
+class Code:
+    """One coded entry (PS3.3 8.8): a value in a coding scheme, and its meaning."""
+
+    value: str
+    scheme: str
+    meaning: str
+    scheme_version: str = ""
+
+    def problem(self) -> str | None:
+        """Why this code cannot be written as it is, or None when it can."""
+        if not (self.value and self.scheme and self.meaning):
+            return "it lacks a code value, a coding scheme or a meaning"
+        for text, limit in ((self.scheme, 16), (self.meaning, 64), (self.value, 64)):
+            try:
+                _check_text("code", text, limit)
+            except ContextError:
+                return "a part of it is too long or holds a control character"
+        return None
+
+
+@dataclass(frozen=True)
+class Order:
+    """A worklist entry or an existing study, as a lookup provider described it.
+
+    Values are kept as the provider sent them (trimmed); they are checked only
+    when the order is applied to a job, so a list of answers never fails on one
+    odd entry. ``source`` is "worklist" or "study".
+    """
+
+    source: str
+    patient_id: str = ""
+    patient_name: str = ""
+    birth_date: str = ""
+    sex: str = ""
+    accession_number: str = ""
+    study_instance_uid: str = ""
+    referring_physician: str = ""
+    modality: str = ""
+    scheduled_date: str = ""
+    scheduled_time: str = ""
+    requested_procedure_id: str = ""
+    requested_procedure_description: str = ""
+    requested_procedure_codes: tuple[Code, ...] = ()
+    scheduled_procedure_step_id: str = ""
+    scheduled_procedure_step_description: str = ""
+    scheduled_protocol_codes: tuple[Code, ...] = ()
+    study_date: str = ""
+    study_time: str = ""
+    study_id: str = ""
+    study_description: str = ""
+
+    def check(self) -> None:
+        """Refuse, naming the attribute, an order value no object may hold.
+
+        The patient and the study attributes are checked again as parts of the
+        CaptureContext; these are the ones only the order brings.
+        """
+        _check_person_name("Referring Physician's Name", self.referring_physician)
+        for keyword, value, max_len in (
+            ("Requested Procedure ID", self.requested_procedure_id, 16),
+            ("Requested Procedure Description", self.requested_procedure_description,
+             64),
+            ("Scheduled Procedure Step ID", self.scheduled_procedure_step_id, 16),
+            ("Scheduled Procedure Step Description",
+             self.scheduled_procedure_step_description, 64),
+            ("Study ID", self.study_id, 16),
+        ):  # fmt: skip
+            _check_text(keyword, value, max_len)
+
+    @property
+    def description(self) -> str:
+        """What the procedure is, in words: the one line a person chooses by."""
+        return (
+            self.requested_procedure_description
+            or self.scheduled_procedure_step_description
+            or self.study_description
+        )
 
 
 @dataclass(frozen=True)
@@ -94,9 +181,16 @@ class CaptureContext:
     laterality: str = ""
     operator: str = ""
     study_id: str = ""
+    study_date: str = ""
+    study_time: str = ""
+    order: Order | None = None  # the worklist entry or study the job belongs to
 
     def __post_init__(self) -> None:
         _check_text("Accession Number", self.accession_number, 16)
+        if self.study_date:
+            _check_date("Study Date", self.study_date)
+        if self.study_time:
+            _check_time("Study Time", self.study_time)
         _check_text("Study Description", self.study_description, 64)
         _check_text("Series Description", self.series_description, 64)
         _check_text("Study ID", self.study_id, 16)

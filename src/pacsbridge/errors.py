@@ -6,6 +6,8 @@
     ├── ConfigError        the configuration file or a setting is wrong (exit 2)
     ├── ContextError       the patient or study context is incomplete (exit 2)
     ├── InputRejected      an input file cannot become a DICOM object (exit 3)
+    ├── QueryError         a lookup's search terms are malformed (exit 2)
+    ├── LookupFailed       the worklist or study provider did not answer the query
     └── DeliveryError      a destination did not take the objects (exit 1)
         └── AssociationError  no association, or it was aborted or timed out
 
@@ -57,6 +59,21 @@ class InputRejected(PacsBridgeError):
         combined.rejected = tuple(rejected)
         combined.args = ("\n".join(str(r) for r in rejected),)
         return combined
+
+
+class QueryError(PacsBridgeError):
+    """A search term of a lookup is malformed: a bad date, a wildcard in an ID."""
+
+    exit_code = 2
+
+
+class LookupFailed(PacsBridgeError):
+    """The lookup provider could not be asked, or it failed or cancelled the query.
+
+    Never an empty answer in disguise: a query that did not complete is an error.
+    """
+
+    exit_code = 1
 
 
 class DeliveryError(PacsBridgeError):

@@ -90,7 +90,7 @@ class JobObjects:
             series_instance_uid=new_uid(),
             series_number=settings.series.number,
             created=dt.datetime.now().astimezone(),
-            new_study=not context.study_instance_uid,
+            new_study=_begins_study(context),
         )
         return cls(planned, context, series, settings)
 
@@ -137,3 +137,10 @@ def _plan_still(path: Path, still: Still, number: int) -> PlannedObject:
         instance_number=number,
         check=still.check,
     )
+
+
+def _begins_study(context: CaptureContext) -> bool:
+    # A scheduled study is begun by the modality that images it (IHE RAD TF-2x
+    # A.1): its Study Date and Time are ours, though its UID came from the order.
+    scheduled = context.order is not None and context.order.source == "worklist"
+    return scheduled or not context.study_instance_uid

@@ -13,6 +13,7 @@ from pacsbridge.config import EquipmentSettings
 from pacsbridge.context import CaptureContext
 from pacsbridge.dicom.charset import specific_character_set
 from pacsbridge.dicom.encoding import BuiltObject
+from pacsbridge.dicom.order import write_order
 from pacsbridge.dicom.uids import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 from pacsbridge.media.stills import Still
 
@@ -52,6 +53,8 @@ def build_secondary_capture(
     _series_and_equipment(ds, context, series, equipment)
     _image(ds, still, series, instance_number)
     _sop_common(ds, series, sop_instance_uid)
+    if context.order is not None:
+        write_order(ds, context.order)
     ds.file_meta = _file_meta(ds, still.transfer_syntax)
     charset = specific_character_set(
         str(v.value) for v in ds.iterall() if v.VR in _TEXT_VRS and v.value
@@ -76,9 +79,10 @@ def _patient_and_study(
     ds.PatientSex = patient.sex
 
     ds.StudyInstanceUID = series.study_instance_uid
-    # An existing study keeps its own date; we only know it for studies we begin.
-    ds.StudyDate = series.date if series.new_study else ""
-    ds.StudyTime = series.time if series.new_study else ""
+    # An existing study keeps its own date: the one its lookup answer gave, else
+    # empty (Type 2) rather than a date of ours that contradicts the archive.
+    ds.StudyDate = series.date if series.new_study else context.study_date
+    ds.StudyTime = series.time if series.new_study else context.study_time
     ds.ReferringPhysicianName = context.referring_physician
     ds.StudyID = context.study_id
     ds.AccessionNumber = context.accession_number

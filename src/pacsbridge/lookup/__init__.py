@@ -1,0 +1,148 @@
+"""Finding the patient and the order: worklist and study C-FIND; answers become
+Orders.
+
+``search`` lists what matches a person's search terms; ``worklist_entry`` and
+``existing_study`` find the one entry a job is filed under, or say why not.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Literal
+
+from pacsbridge.association import Peer
+from pacsbridge.config import Settings
+from pacsbridge.context import Order
+from pacsbridge.errors import ConfigError, ContextError
+from pacsbridge.lookup import answers, find, queries
+from pacsbridge.lookup.queries import LookupQuery, date_filter
+
+__all__ = [
+    "LookupQuery",
+    "Provider",
+    "SearchResult",
+    "date_filter",
+    "existing_study",
+    "order_json",
+    "search",
+    "worklist_entry",
+]
+
+logger = logging.getLogger(__name__)
+
+Provider = Literal["worklist", "study", "dicomweb"]
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """The orders found, in the provider's order; ``truncated`` when there were
+    more than ``lookup.max_results``."""
+
+    provider: str
+    orders: list[Order]
+    truncated: bool
+
+
+def search(
+    settings: Settings, query: LookupQuery, provider: Provider | None = None
+) -> SearchResult:
+    """Ask the configured (or the named) provider for the orders matching
+    ``query``."""
+    provider = provider or settings.lookup.provider
+    if provider == "dicomweb":
+        # TODO: QIDO-RS study search comes with the DICOMweb transport (issue 7).
+        raise ConfigError("the dicomweb lookup provider is not built yet")
+    lookup = settings.lookup
+    peer = _peer(settings, provider)
+    if provider == "worklist":
+        model, identifier = find.MODALITY_WORKLIST_FIND, queries.worklist_identifier
+    else:
+        model, identifier = find.STUDY_ROOT_FIND, queries.study_identifier
+    result = find.find(
+        peer, settings.local, model, identifier(query), lookup.max_results
+    )
+
+    orders: list[Order] = []
+    for ds in result.answers:
+        answers.decode_answer(ds, lookup.default_charset)
+        if provider == "worklist":
+            orders.extend(answers.worklist_orders(ds))
+        else:
+            orders.append(answers.study_order(ds))
+    return SearchResult(provider, orders, result.truncated)
+
+
+def worklist_entry(settings: Settings, accession_number: str) -> Order:
+    """The one worklist entry with this accession number, on any date."""
+    if not accession_number.strip():
+        raise ContextError("--from-worklist needs an accession number")
+    found = search(settings, LookupQuery(accession_number=accession_number), "worklist")
+    # Matching is the server's; the choice of patient is ours, so only an exact
+    # match counts (a server may match loosely, or pad values).
+    matches = [o for o in found.orders if o.accession_number == accession_number]
+    return _the_one(matches, "worklist entry with this accession number")
+
+
+def existing_study(settings: Settings, study_instance_uid: str) -> Order:
+    """The one study with this Study Instance UID, on any date."""
+    found = search(
+        settings, LookupQuery(study_instance_uid=study_instance_uid), "study"
+    )
+    matches = [o for o in found.orders if o.study_instance_uid == study_instance_uid]
+    return _the_one(matches, "study with this Study Instance UID")
+
+
+def order_json(order: Order) -> dict[str, str]:
+    """An order with the keys of ``lookup --json`` (DESIGN.md)."""
+    return {
+        "patient_id": order.patient_id,
+        "patient_name": order.patient_name,
+        "birth_date": order.birth_date,
+        "sex": order.sex,
+        "accession_number": order.accession_number,
+        "study_instance_uid": order.study_instance_uid,
+        "referring_physician": order.referring_physician,
+        "modality": order.modality,
+        "scheduled_date": order.scheduled_date or order.study_date,
+        "scheduled_time": order.scheduled_time or order.study_time,
+        "description": order.description,
+    }
+
+
+def _the_one(matches: list[Order], what: str) -> Order:
+    if not matches:
+        raise ContextError(f"the lookup provider knows no {what}")
+    distinct = {
+        (o.patient_id, o.study_instance_uid, o.scheduled_procedure_step_id)
+        for o in matches
+    }
+    if len(distinct) > 1:
+        raise ContextError(
+            f"the lookup provider has {len(distinct)} entries for this {what}; "
+            "choose with `pacsbridge lookup` and type the context instead"
+        )
+    return matches[0]
+
+
+def _peer(settings: Settings, provider: str) -> Peer:
+    lookup = settings.lookup
+    missing = [
+        key
+        for key, value in (
+            ("ae_title", lookup.ae_title),
+            ("host", lookup.host),
+            ("port", lookup.port),
+        )
+        if not value
+    ]
+    if missing:
+        raise ConfigError(
+            f"lookup.{missing[0]} is not set: the {provider} provider needs "
+            "ae_title, host and port in [lookup]"
+        )
+    assert lookup.ae_title is not None and lookup.port is not None
+    return Peer(
+        f"{provider} provider", lookup.ae_title, lookup.host, lookup.port,
+        lookup.timeout,
+    )  # fmt: skip

@@ -1,0 +1,125 @@
+"""C-FIND answers read into Orders, tolerantly.
+
+A server may omit keys, send empty or padded values, leave out its Specific
+Character Set while sending 8-bit text, or send a value that does not fit its
+VR. None of that may break a search: each value is read on its own, and one that
+cannot be read is empty in the Order (and noted in the log without its value).
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Iterator
+
+from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
+from pydicom.sequence import Sequence
+
+from pacsbridge.context import Code, Order
+
+logger = logging.getLogger(__name__)
+
+
+def decode_answer(ds: Dataset, default_charset: str) -> None:
+    """Decode every text of an answer by its own character set, or by
+    ``default_charset`` when it declares none (PS3.5 6.1.2.3)."""
+    if not str(_value(ds, "SpecificCharacterSet")).strip():
+        # Every defined term is a superset of ASCII: an answer that is plain ASCII
+        # reads the same whichever one applies.
+        ds.SpecificCharacterSet = default_charset
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            ds.decode()
+        except (LookupError, ValueError) as exc:
+            logger.warning("an answer could not be decoded (%s)", type(exc).__name__)
+    for warning in caught:
+        # pydicom's words name the character set, never a value.
+        logger.warning("answer decoding: %s", str(warning.message)[:200])
+
+
+def worklist_orders(ds: Dataset) -> Iterator[Order]:
+    """One Order per scheduled step of a worklist answer (normally exactly one)."""
+    steps = _items(ds, "ScheduledProcedureStepSequence") or [Dataset()]
+    for step in steps:
+        yield Order(
+            source="worklist",
+            patient_id=_text(ds, "PatientID"),
+            patient_name=_text(ds, "PatientName"),
+            birth_date=_text(ds, "PatientBirthDate"),
+            sex=_text(ds, "PatientSex"),
+            accession_number=_text(ds, "AccessionNumber"),
+            study_instance_uid=_text(ds, "StudyInstanceUID"),
+            referring_physician=_text(ds, "ReferringPhysicianName"),
+            modality=_text(step, "Modality"),
+            scheduled_date=_text(step, "ScheduledProcedureStepStartDate"),
+            scheduled_time=_text(step, "ScheduledProcedureStepStartTime"),
+            requested_procedure_id=_text(ds, "RequestedProcedureID"),
+            requested_procedure_description=_text(ds, "RequestedProcedureDescription"),
+            requested_procedure_codes=_codes(ds, "RequestedProcedureCodeSequence"),
+            scheduled_procedure_step_id=_text(step, "ScheduledProcedureStepID"),
+            scheduled_procedure_step_description=_text(
+                step, "ScheduledProcedureStepDescription"
+            ),
+            scheduled_protocol_codes=_codes(step, "ScheduledProtocolCodeSequence"),
+        )
+
+
+def study_order(ds: Dataset) -> Order:
+    """The Order of a study-level answer: an existing study to add pictures to."""
+    return Order(
+        source="study",
+        patient_id=_text(ds, "PatientID"),
+        patient_name=_text(ds, "PatientName"),
+        birth_date=_text(ds, "PatientBirthDate"),
+        sex=_text(ds, "PatientSex"),
+        accession_number=_text(ds, "AccessionNumber"),
+        study_instance_uid=_text(ds, "StudyInstanceUID"),
+        referring_physician=_text(ds, "ReferringPhysicianName"),
+        modality=_text(ds, "ModalitiesInStudy"),
+        study_date=_text(ds, "StudyDate"),
+        study_time=_text(ds, "StudyTime"),
+        study_id=_text(ds, "StudyID"),
+        study_description=_text(ds, "StudyDescription"),
+    )
+
+
+def _value(ds: Dataset, keyword: str) -> object:
+    try:
+        return ds.get(keyword, "")
+    except Exception:
+        logger.warning("an answer's %s could not be read", keyword)
+        return ""
+
+
+def _text(ds: Dataset, keyword: str) -> str:
+    value = _value(ds, keyword)
+    if value is None:
+        return ""
+    if isinstance(value, MultiValue | list):
+        return "\\".join(str(v).strip() for v in value)
+    if isinstance(value, bytes):  # a value whose VR pydicom could not tell
+        return value.decode("ascii", "replace").strip(" \x00")
+    return str(value).strip(" \x00")
+
+
+def _items(ds: Dataset, keyword: str) -> list[Dataset]:
+    value = _value(ds, keyword)
+    if not isinstance(value, Sequence):  # absent, empty, or not a sequence at all
+        return []
+    return [item for item in value if isinstance(item, Dataset)]
+
+
+def _codes(ds: Dataset, keyword: str) -> tuple[Code, ...]:
+    codes = []
+    for item in _items(ds, keyword):
+        code = Code(
+            value=_text(item, "CodeValue") or _text(item, "LongCodeValue"),
+            scheme=_text(item, "CodingSchemeDesignator"),
+            meaning=_text(item, "CodeMeaning"),
+            scheme_version=_text(item, "CodingSchemeVersion"),
+        )
+        if code.value or code.scheme or code.meaning:  # an all-empty item is none
+            codes.append(code)
+    return tuple(codes)
