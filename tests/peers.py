@@ -371,7 +371,10 @@ class Orthanc(_Peer):
 
     Worklist files (``*.wl``) go in ``worklist_dir``. ``config`` entries are
     merged over the defaults below, so a test can add ``DicomModalities`` or
-    shorten ``StableAge``.
+    shorten ``StableAge``. ``default_encoding`` is Orthanc's ``DefaultEncoding``
+    (Orthanc's own default is ``"Latin1"``): every C-FIND answer, worklist or
+    study, comes in that character set whatever the query asked for, and
+    characters it cannot hold are dropped. ``"Utf8"`` keeps every name.
     """
 
     label = "Orthanc"
@@ -383,6 +386,7 @@ class Orthanc(_Peer):
         dicom_port: int | None = None,
         http_port: int | None = None,
         config: Mapping[str, object] | None = None,
+        default_encoding: str | None = None,
         workdir: Path | None = None,
         startup_timeout: float = 30.0,
     ) -> None:
@@ -395,6 +399,7 @@ class Orthanc(_Peer):
         self.dicom_port = dicom_port or free_port()
         self.http_port = http_port or free_port()
         self.extra_config = dict(config or {})
+        self.default_encoding = default_encoding
         self.storage_dir = self.workdir / "storage"
         self.index_dir = self.workdir / "index"
         self.worklist_dir = self.workdir / "worklists"
@@ -514,6 +519,8 @@ class Orthanc(_Peer):
             "Worklists": {"Enable": True, "Database": str(self.worklist_dir)},
             "DicomWeb": {"Enable": True},
         }
+        if self.default_encoding is not None:
+            config["DefaultEncoding"] = self.default_encoding
         config.update(self.extra_config)
         return config
 
