@@ -12,6 +12,7 @@ import logging
 import warnings
 from collections.abc import Iterator
 
+from pydicom.charset import convert_encodings
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
@@ -28,11 +29,17 @@ def decode_answer(ds: Dataset, default_charset: str) -> None:
         # Every defined term is a superset of ASCII: an answer that is plain ASCII
         # reads the same whichever one applies.
         ds.SpecificCharacterSet = default_charset
+        # pydicom reads a value with the character set its bytes were read with,
+        # not the one set afterwards: without this, only names would use it.
+        implicit_vr, little_endian = ds.original_encoding
+        ds.set_original_encoding(
+            implicit_vr, little_endian, convert_encodings(default_charset)
+        )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
             ds.decode()
-        except (LookupError, ValueError) as exc:
+        except Exception as exc:  # e.g. BytesLengthException: a value of odd length
             logger.warning("an answer could not be decoded (%s)", type(exc).__name__)
     for warning in caught:
         # pydicom's words name the character set, never a value.

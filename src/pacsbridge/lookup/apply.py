@@ -84,21 +84,20 @@ def context_from_order(
 
     try:
         order.check()
-        context = typed_context(TypedContext(**merged))
+        context = replace(
+            typed_context(TypedContext(**merged)),
+            referring_physician=order.referring_physician,
+            study_id=order.study_id or order.requested_procedure_id,
+            study_date=order.study_date,  # checked here, by the CaptureContext
+            study_time=order.study_time,
+            order=order,
+        )
     except ContextError as exc:
         raise ContextError(
             f"with the {order.source} entry's values: {exc} "
             "(a typed option replaces a wrong value)"
         ) from None
-    study_id = order.study_id or order.requested_procedure_id
-    return replace(
-        context,
-        referring_physician=order.referring_physician,
-        study_id=study_id,
-        study_date=order.study_date,
-        study_time=order.study_time,
-        order=order,
-    ), notes
+    return context, notes
 
 
 def _inherited(order: Order) -> dict[str, str]:
