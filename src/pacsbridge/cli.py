@@ -226,6 +226,11 @@ def lookup_command(
         out.print(json.dumps(rows, ensure_ascii=False, indent=2))
     else:
         out.print(_orders_table(result))
+    if result.unreadable:
+        err.print(
+            f"{result.unreadable} answers from the provider could not be read and "
+            "are not shown."
+        )
     if result.truncated:
         err.print(
             f"More than {settings.lookup.max_results} matches: only the first "

@@ -269,12 +269,6 @@ def test_study_value_no_object_may_hold_says_it_came_from_the_study(
         assert value not in str(caught.value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="context_from_order blames every refused value on the entry, even "
-    "one the person typed",
-)
 def test_wrong_typed_value_is_not_blamed_on_the_entry() -> None:
     with pytest.raises(
         ContextError, match="Patient Birth Date is not a valid"
@@ -431,13 +425,6 @@ def test_object_of_a_worklist_entry_passes_dciodvfy(tmp_path: Path) -> None:
     assert dciodvfy(written(tmp_path, context)) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="write_order (dicom/order.py) writes Requested Procedure ID and "
-    "Scheduled Procedure Step ID empty when the entry lacks them: Type 1C, "
-    "dciodvfy reports an error",
-)
 def test_entry_without_procedure_ids_still_makes_a_valid_object(
     tmp_path: Path,
 ) -> None:
@@ -448,3 +435,32 @@ def test_entry_without_procedure_ids_still_makes_a_valid_object(
     context, _ = applied(entry)
 
     assert dciodvfy(written(tmp_path, context)) == []
+
+
+@pytest.mark.parametrize(
+    ("values", "remedy"),
+    [
+        ({"sex": "W"}, "type --sex to replace it"),
+        ({"birth_date": "19601301"}, "type --birth-date to replace it"),
+        (
+            {"requested_procedure_description": "Wound photos " * 5},
+            "it must be corrected where the entry is kept",
+        ),
+        ({"referring_physician": "House\\Wilson"}, "where the entry is kept"),
+    ],
+)
+def test_a_refused_entry_value_says_how_it_can_be_put_right(
+    values: dict[str, str], remedy: str
+) -> None:
+    with pytest.raises(ContextError, match=remedy):
+        applied(dataclasses.replace(ENTRY, **values))
+
+
+def test_request_item_follows_a_typed_accession_and_study(tmp_path: Path) -> None:
+    context, _ = applied(ENTRY, accession_number="TYPED-1", study_instance_uid="1.2.3")
+
+    ds = dcmread(written(tmp_path, context))
+
+    [request] = ds.RequestAttributesSequence
+    assert (request.AccessionNumber, request.StudyInstanceUID) == ("TYPED-1", "1.2.3")
+    assert request.RequestedProcedureID == ENTRY.requested_procedure_id

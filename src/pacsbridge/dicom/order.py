@@ -19,18 +19,24 @@ from pacsbridge.context import Code, Order
 
 
 def write_order(ds: Dataset, order: Order) -> None:
-    """Add the attributes a worklist entry gives every object made for it."""
+    """Add the attributes a worklist entry gives every object made for it.
+
+    The item's accession and Study Instance UID are the object's own (``ds``
+    holds them already), so a typed replacement never contradicts the request.
+    """
     if order.source != "worklist":
         return
     item = Dataset()
-    # Requested Procedure ID and Scheduled Procedure Step ID are Type 1C:
-    # required when the procedure was scheduled, which a worklist entry says it was.
-    item.RequestedProcedureID = order.requested_procedure_id
-    item.ScheduledProcedureStepID = order.scheduled_procedure_step_id
-    if order.accession_number:
-        item.AccessionNumber = order.accession_number
-    if order.study_instance_uid:
-        item.StudyInstanceUID = order.study_instance_uid
+    # Requested Procedure ID and Scheduled Procedure Step ID are Type 1C, for a
+    # scheduled procedure; an entry that lacks them gets no made-up ones, and
+    # without a value they must be absent, not empty.
+    if order.requested_procedure_id:
+        item.RequestedProcedureID = order.requested_procedure_id
+    if order.scheduled_procedure_step_id:
+        item.ScheduledProcedureStepID = order.scheduled_procedure_step_id
+    if ds.get("AccessionNumber"):
+        item.AccessionNumber = ds.AccessionNumber
+    item.StudyInstanceUID = ds.StudyInstanceUID
     if order.requested_procedure_description:
         item.RequestedProcedureDescription = order.requested_procedure_description
     if order.requested_procedure_codes:

@@ -37,11 +37,13 @@ Provider = Literal["worklist", "study", "dicomweb"]
 @dataclass(frozen=True)
 class SearchResult:
     """The orders found, in the provider's order; ``truncated`` when there were
-    more than ``lookup.max_results``."""
+    more than ``lookup.max_results``; ``unreadable`` answers could not be
+    decoded and are not among the orders."""
 
     provider: str
     orders: list[Order]
     truncated: bool
+    unreadable: int = 0
 
 
 def search(
@@ -70,7 +72,11 @@ def search(
             orders.extend(answers.worklist_orders(ds))
         else:
             orders.append(answers.study_order(ds))
-    return SearchResult(provider, orders, result.truncated)
+    # An answer may hold several scheduled steps: the limit is on what is shown.
+    truncated = result.truncated or len(orders) > lookup.max_results
+    return SearchResult(
+        provider, orders[: lookup.max_results], truncated, result.unreadable
+    )
 
 
 def worklist_entry(settings: Settings, accession_number: str) -> Order:
@@ -81,7 +87,7 @@ def worklist_entry(settings: Settings, accession_number: str) -> Order:
     # Matching is the server's; the choice of patient is ours, so only an exact
     # match counts (a server may match loosely, or pad values).
     matches = [o for o in found.orders if o.accession_number == accession_number]
-    return _the_one(matches, "worklist entry with this accession number")
+    return _the_one(found, matches, "worklist entry with this accession number")
 
 
 def existing_study(settings: Settings, study_instance_uid: str) -> Order:
@@ -90,7 +96,7 @@ def existing_study(settings: Settings, study_instance_uid: str) -> Order:
         settings, LookupQuery(study_instance_uid=study_instance_uid), "study"
     )
     matches = [o for o in found.orders if o.study_instance_uid == study_instance_uid]
-    return _the_one(matches, "study with this Study Instance UID")
+    return _the_one(found, matches, "study with this Study Instance UID")
 
 
 def order_json(order: Order) -> dict[str, str]:
@@ -110,7 +116,13 @@ def order_json(order: Order) -> dict[str, str]:
     }
 
 
-def _the_one(matches: list[Order], what: str) -> Order:
+def _the_one(found: SearchResult, matches: list[Order], what: str) -> Order:
+    if found.unreadable or found.truncated:
+        # What we could not read, or were not sent, might be a second match.
+        raise ContextError(
+            f"the lookup provider's answers could not all be read, so the {what} "
+            "cannot be known to be the only one"
+        )
     if not matches:
         raise ContextError(f"the lookup provider knows no {what}")
     distinct = {

@@ -41,9 +41,12 @@ def decode_answer(ds: Dataset, default_charset: str) -> None:
             ds.decode()
         except Exception as exc:  # e.g. BytesLengthException: a value of odd length
             logger.warning("an answer could not be decoded (%s)", type(exc).__name__)
-    for warning in caught:
-        # pydicom's words name the character set, never a value.
-        logger.warning("answer decoding: %s", str(warning.message)[:200])
+    if caught:
+        # pydicom's words may quote a value: counted, never repeated.
+        logger.warning(
+            "an answer decoded with %d warnings (character set or value format)",
+            len(caught),
+        )
 
 
 def worklist_orders(ds: Dataset) -> Iterator[Order]:

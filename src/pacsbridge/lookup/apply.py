@@ -71,6 +71,9 @@ def context_from_order(
 ) -> tuple[CaptureContext, list[str]]:
     """The job's context from ``order`` with the typed values over it, and a
     sentence for each typed value that replaced one of the order's."""
+    # The typed values alone first: a wrong one is the person's, not the entry's.
+    # (A stand-in ID lets them be checked when no Patient ID was typed.)
+    typed_context(replace(typed, patient_id=typed.patient_id or "-"))
     _check_decoded(order)
     order, notes = _writable_codes(order)
     inherited = _inherited(order)
@@ -94,10 +97,16 @@ def context_from_order(
         )
     except ContextError as exc:
         raise ContextError(
-            f"with the {order.source} entry's values: {exc} "
-            "(a typed option replaces a wrong value)"
+            f"with the {order.source} entry's values: {exc} ({_remedy(str(exc))})"
         ) from None
     return context, notes
+
+
+def _remedy(problem: str) -> str:
+    for option, attribute in _NAMES.values():
+        if problem.startswith(attribute):
+            return f"type {option} to replace it"
+    return "it must be corrected where the entry is kept"
 
 
 def _inherited(order: Order) -> dict[str, str]:

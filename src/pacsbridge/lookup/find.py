@@ -39,10 +39,13 @@ _MESSAGE_ID = 1
 
 @dataclass(frozen=True)
 class FindResult:
-    """The answers of one query; ``truncated`` when the limit stopped it early."""
+    """The answers of one query; ``truncated`` when the limit stopped it early;
+    ``unreadable`` counts the pending answers whose identifier could not be
+    decoded."""
 
     answers: list[Dataset]
     truncated: bool
+    unreadable: int
     seconds: float
 
 
@@ -63,7 +66,9 @@ def find(
         presentation_context(model, (ExplicitVRLittleEndian, ImplicitVRLittleEndian))
     ]
     with open_association(peer, local, contexts, LookupFailed) as assoc:
-        answers, truncated = _collect(assoc, peer, model, identifier, max_results)
+        answers, truncated, unreadable = _collect(
+            assoc, peer, model, identifier, max_results
+        )
     seconds = time.perf_counter() - started
     logger.info(
         "%s C-FIND to %s: %d answers in %.2f s%s",
@@ -73,7 +78,9 @@ def find(
         seconds,
         " (limit reached)" if truncated else "",
     )
-    return FindResult(answers, truncated, seconds)
+    if unreadable:
+        logger.warning("%d answers of %s could not be decoded", unreadable, peer.label)
+    return FindResult(answers, truncated, unreadable, seconds)
 
 
 def _collect(
@@ -82,16 +89,19 @@ def _collect(
     model: str,
     identifier: Dataset,
     max_results: int,
-) -> tuple[list[Dataset], bool]:
+) -> tuple[list[Dataset], bool, int]:
     answers: list[Dataset] = []
     cancelled = False
+    unreadable = 0
     responses = assoc.send_c_find(identifier, model, msg_id=_MESSAGE_ID)
     for status, answer in responses:
         code = _status_code(status, peer)
         if code in _PENDING:
             if cancelled:
                 continue  # answers already on their way when we cancelled
-            if answer is not None:
+            if answer is None:  # pynetdicom could not decode it
+                unreadable += 1
+            else:
                 answers.append(answer)
             if len(answers) > max_results:
                 cancelled = True
@@ -99,9 +109,9 @@ def _collect(
                 _cancel(assoc, model)
             continue
         if code == 0x0000:
-            return answers, cancelled
+            return answers, cancelled, unreadable
         if code == _CANCELLED and cancelled:
-            return answers, True
+            return answers, True, unreadable
         raise LookupFailed(_failure_text(peer, code, status))
     raise LookupFailed(f"{peer} ended the C-FIND without a final status")
 
