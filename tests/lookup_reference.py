@@ -1,4 +1,5 @@
-"""What DCMTK's findscu answers, in the shape of ``pacsbridge lookup --json``.
+"""What DCMTK's findscu answers, in the shape of ``pacsbridge lookup --json``, and
+``pacsbridge lookup --json`` itself.
 
 The lookup tests ask a server twice, once with findscu and once with
 PacsBridge, with the same identifier, and compare. The identifier is turned into
@@ -8,6 +9,9 @@ plain pydicom, independently of ``pacsbridge.lookup.answers``.
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 from typing import Literal
@@ -99,3 +103,39 @@ def _text(ds: Dataset, keyword: str) -> str:
     if isinstance(value, MultiValue):
         return "\\".join(str(v).strip() for v in value)
     return "" if value is None else str(value).strip()
+
+
+CALLING_AE = "PBLOOKUP"
+
+
+def write_lookup_config(
+    folder: Path, provider: Model, ae_title: str, port: int, extra: str = ""
+) -> Path:
+    config = folder / "lookup.toml"
+    config.write_text(
+        f"""
+[local]
+ae_title = "{CALLING_AE}"
+data_dir = "data"
+[lookup]
+provider = "{provider}"
+ae_title = "{ae_title}"
+host = "127.0.0.1"
+port = {port}
+timeout = 20
+{extra}
+""",
+        encoding="utf-8",
+    )
+    return config
+
+
+def run_lookup(config: Path, *args: str) -> list[Row]:
+    result = subprocess.run(
+        [sys.executable, "-m", "pacsbridge", "--config", str(config), "lookup",
+         "--json", *args],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    rows: list[Row] = json.loads(result.stdout)
+    return sorted_rows(rows)

@@ -9,9 +9,6 @@ names the test data were written with, in every character set.
 from __future__ import annotations
 
 import datetime as dt
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,45 +17,17 @@ from pydicom.dataset import Dataset
 from pacsbridge.lookup import LookupQuery, date_filter
 from pacsbridge.lookup.queries import study_identifier, worklist_identifier
 from tests.lookup_peers import QueryRetrieveSCP, WorklistSCP
-from tests.lookup_reference import Model, Row, reference_rows, sorted_rows
+from tests.lookup_reference import (
+    Model,
+    Row,
+    reference_rows,
+    run_lookup,
+    sorted_rows,
+    write_lookup_config,
+)
 from tests.peers import Orthanc
 from tests.studies import StudyFiles
 from tests.worklists import KOREAN_NAME, WorklistFiles
-
-CALLING_AE = "PBLOOKUP"
-
-
-def write_lookup_config(
-    folder: Path, provider: Model, ae_title: str, port: int, extra: str = ""
-) -> Path:
-    config = folder / "lookup.toml"
-    config.write_text(
-        f"""
-[local]
-ae_title = "{CALLING_AE}"
-data_dir = "data"
-[lookup]
-provider = "{provider}"
-ae_title = "{ae_title}"
-host = "127.0.0.1"
-port = {port}
-timeout = 20
-{extra}
-""",
-        encoding="utf-8",
-    )
-    return config
-
-
-def run_lookup(config: Path, *args: str) -> list[Row]:
-    result = subprocess.run(
-        [sys.executable, "-m", "pacsbridge", "--config", str(config), "lookup",
-         "--json", *args],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    rows: list[Row] = json.loads(result.stdout)
-    return sorted_rows(rows)
 
 
 def cli_args(query: LookupQuery) -> list[str]:
