@@ -55,39 +55,25 @@ DEMO_ENTRIES = (
 )  # fmt: skip
 
 
-class DemoPacs:
-    """A Storage SCP that writes what it receives under ``folder``."""
+class _DemoServer:
+    """A pynetdicom SCP of the demo on 127.0.0.1, on a port the system picks."""
 
-    def __init__(self, folder: Path, ae_title: str = DEMO_AE_TITLE) -> None:
-        self.folder = folder
+    label = "demo server"
+
+    def __init__(self, ae_title: str) -> None:
         self.ae_title = ae_title
-        self.stored: list[Path] = []
-        self._lock = threading.Lock()
         self._ae = AE(ae_title=ae_title)
         self._ae.add_supported_context(Verification)
-        for cx in AllStoragePresentationContexts:
-            if cx.abstract_syntax is not None:
-                self._ae.add_supported_context(
-                    cx.abstract_syntax, ALL_TRANSFER_SYNTAXES
-                )
         self.port = 0
 
-    def __enter__(self) -> DemoPacs:
-        try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise ConfigError(
-                f"{self.folder}: cannot create ({exc.strerror})"
-            ) from None
-        handlers: list[Any] = [(evt.EVT_C_STORE, self._on_store)]
+    def _start(self, handlers: list[Any]) -> None:
         server = self._ae.start_server(
             ("127.0.0.1", 0), block=False, evt_handlers=handlers
         )
         if server is None:  # only a blocking server returns nothing
-            raise ConfigError("the demo PACS could not start")
+            raise ConfigError(f"the {self.label} could not start")
         self.port = int(server.server_address[1])
-        logger.info("demo PACS %s listening on 127.0.0.1:%d", self.ae_title, self.port)
-        return self
+        logger.info("%s %s on 127.0.0.1:%d", self.label, self.ae_title, self.port)
 
     def __exit__(
         self,
@@ -96,6 +82,33 @@ class DemoPacs:
         tb: TracebackType | None,
     ) -> None:
         self._ae.shutdown()
+
+
+class DemoPacs(_DemoServer):
+    """A Storage SCP that writes what it receives under ``folder``."""
+
+    label = "demo PACS"
+
+    def __init__(self, folder: Path, ae_title: str = DEMO_AE_TITLE) -> None:
+        super().__init__(ae_title)
+        self.folder = folder
+        self.stored: list[Path] = []
+        self._lock = threading.Lock()
+        for cx in AllStoragePresentationContexts:
+            if cx.abstract_syntax is not None:
+                self._ae.add_supported_context(
+                    cx.abstract_syntax, ALL_TRANSFER_SYNTAXES
+                )
+
+    def __enter__(self) -> DemoPacs:
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(
+                f"{self.folder}: cannot create ({exc.strerror})"
+            ) from None
+        self._start([(evt.EVT_C_STORE, self._on_store)])
+        return self
 
     def destination(self) -> DicomDestination:
         return DicomDestination(
@@ -121,7 +134,7 @@ class DemoPacs:
         return 0x0000
 
 
-class DemoWorklist:
+class DemoWorklist(_DemoServer):
     """A Modality Worklist SCP with ``DEMO_ENTRIES`` scheduled for today.
 
     It matches what the demo needs (PS3.4 K.6.1.2): a patient name with ``*``
@@ -129,34 +142,18 @@ class DemoWorklist:
     scheduled step's modality and date or date range. Answers are UTF-8.
     """
 
+    label = "demo worklist"
+
     def __init__(self, ae_title: str = DEMO_WORKLIST_AE_TITLE) -> None:
-        self.ae_title = ae_title
+        super().__init__(ae_title)
         self.entries = [
             _demo_entry(number, *e) for number, e in enumerate(DEMO_ENTRIES)
         ]
-        self._ae = AE(ae_title=ae_title)
-        self._ae.add_supported_context(Verification)
         self._ae.add_supported_context(ModalityWorklistInformationFind)
-        self.port = 0
 
     def __enter__(self) -> DemoWorklist:
-        handlers: list[Any] = [(evt.EVT_C_FIND, self._on_find)]
-        server = self._ae.start_server(
-            ("127.0.0.1", 0), block=False, evt_handlers=handlers
-        )
-        if server is None:  # only a blocking server returns nothing
-            raise ConfigError("the demo worklist could not start")
-        self.port = int(server.server_address[1])
-        logger.info("demo worklist %s on 127.0.0.1:%d", self.ae_title, self.port)
+        self._start([(evt.EVT_C_FIND, self._on_find)])
         return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._ae.shutdown()
 
     def lookup_settings(self) -> LookupSettings:
         """``[lookup]`` settings that point at this worklist."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import warnings
 from collections.abc import Iterator
+from dataclasses import replace
 
 from pydicom.charset import convert_encodings
 from pydicom.dataset import Dataset
@@ -53,15 +54,8 @@ def worklist_orders(ds: Dataset) -> Iterator[Order]:
     """One Order per scheduled step of a worklist answer (normally exactly one)."""
     steps = _items(ds, "ScheduledProcedureStepSequence") or [Dataset()]
     for step in steps:
-        yield Order(
-            source="worklist",
-            patient_id=_text(ds, "PatientID"),
-            patient_name=_text(ds, "PatientName"),
-            birth_date=_text(ds, "PatientBirthDate"),
-            sex=_text(ds, "PatientSex"),
-            accession_number=_text(ds, "AccessionNumber"),
-            study_instance_uid=_text(ds, "StudyInstanceUID"),
-            referring_physician=_text(ds, "ReferringPhysicianName"),
+        yield replace(
+            _order(ds, "worklist"),
             modality=_text(step, "Modality"),
             scheduled_date=_text(step, "ScheduledProcedureStepStartDate"),
             scheduled_time=_text(step, "ScheduledProcedureStepStartTime"),
@@ -78,8 +72,20 @@ def worklist_orders(ds: Dataset) -> Iterator[Order]:
 
 def study_order(ds: Dataset) -> Order:
     """The Order of a study-level answer: an existing study to add pictures to."""
+    return replace(
+        _order(ds, "study"),
+        modality=_text(ds, "ModalitiesInStudy"),
+        study_date=_text(ds, "StudyDate"),
+        study_time=_text(ds, "StudyTime"),
+        study_id=_text(ds, "StudyID"),
+        study_description=_text(ds, "StudyDescription"),
+    )
+
+
+def _order(ds: Dataset, source: str) -> Order:
+    # What worklist and study answers share: the patient and the study's keys.
     return Order(
-        source="study",
+        source=source,
         patient_id=_text(ds, "PatientID"),
         patient_name=_text(ds, "PatientName"),
         birth_date=_text(ds, "PatientBirthDate"),
@@ -87,11 +93,6 @@ def study_order(ds: Dataset) -> Order:
         accession_number=_text(ds, "AccessionNumber"),
         study_instance_uid=_text(ds, "StudyInstanceUID"),
         referring_physician=_text(ds, "ReferringPhysicianName"),
-        modality=_text(ds, "ModalitiesInStudy"),
-        study_date=_text(ds, "StudyDate"),
-        study_time=_text(ds, "StudyTime"),
-        study_id=_text(ds, "StudyID"),
-        study_description=_text(ds, "StudyDescription"),
     )
 
 
