@@ -245,3 +245,20 @@ def test_undeclared_utf8_from_wlmscpfs_is_read_with_the_default_charset(
         ours = run_lookup(config)
 
     assert [row["patient_name"] for row in ours] == [entry.patient_name]
+
+
+def test_configured_date_range_applies_when_no_date_is_given(
+    tmp_path: Path, wlmscpfs: WorklistSCP, worklist_files: WorklistFiles
+) -> None:
+    config = write_lookup_config(
+        tmp_path, "worklist", wlmscpfs.ae_title, wlmscpfs.port, "date_range_days = 2"
+    )
+
+    ours = run_lookup(config)
+
+    yesterday = worklist_files.today - dt.timedelta(days=1)
+    expected = expected_worklist_rows(
+        worklist_files, yesterday
+    ) + expected_worklist_rows(worklist_files, worklist_files.today)
+    assert ours == sorted_rows(expected)
+    assert run_lookup(config, "--date", "19951015") != []  # a typed date wins
