@@ -187,10 +187,11 @@ Destination = Annotated[
 class LookupSettings(_Section):
     provider: Literal["worklist", "study", "dicomweb"] = "worklist"
     ae_title: AETitle | None = None
-    host: str = ""
+    host: Printable = ""
     port: Port | None = None
     url: str = ""
-    date_range_days: Count = 0
+    # At most a century back: more is a typing mistake, not a search.
+    date_range_days: Annotated[int, Field(ge=0, le=36500, strict=True)] = 0
     default_charset: str = "ISO_IR 100"
     max_results: Annotated[int, Field(ge=1, strict=True)] = 200
     timeout: Seconds = 30.0
@@ -201,7 +202,7 @@ class LookupSettings(_Section):
         # PS3.3 C.12.1.1.2 defined terms, as pydicom knows them.
         if value not in python_encoding:
             raise ValueError(
-                f"{value!r} is not a DICOM character set term such as "
+                f"'{value}' is not a DICOM character set term such as "
                 "'ISO_IR 100', 'ISO_IR 192', 'GB18030' or 'ISO 2022 IR 87'"
             )
         return value

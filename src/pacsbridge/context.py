@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import unicodedata
 from dataclasses import dataclass
 
 from pacsbridge.errors import ContextError
@@ -32,8 +33,14 @@ def _check_text(keyword: str, value: str, max_len: int) -> None:
         raise ContextError(f"{keyword} is not valid text (not UTF-8)") from None
     if len(value) > max_len:
         raise ContextError(f"{keyword} is longer than {max_len} characters")
-    if "\\" in value or any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+    if "\\" in value or any(_is_control(ch) for ch in value):
         raise ContextError(f"{keyword} holds a backslash or a control character")
+
+
+def _is_control(ch: str) -> bool:
+    # C0 and C1 controls, and the format characters that reorder or hide text
+    # on screen (a right-to-left override makes a name read as another).
+    return unicodedata.category(ch) in ("Cc", "Cf")
 
 
 def _check_date(keyword: str, value: str) -> None:

@@ -450,11 +450,11 @@ def test_lookup_logs_at_debug_hold_no_patient_name_or_id(tmp_path: Path) -> None
         ([], "the lookup provider knows no worklist entry with this accession"),
         (
             [worklist_item(), worklist_item(step_id="SPS2")],
-            "the lookup provider has 2 entries for this worklist entry",
+            "the lookup provider has 2 different entries with this accession number",
         ),
         (
             [worklist_item(), worklist_item(patient_id="PID-OTHER")],
-            "the lookup provider has 2 entries for this worklist entry",
+            "the lookup provider has 2 different entries with this accession number",
         ),
     ],
     ids=["none", "two-steps", "two-patients"],

@@ -125,12 +125,10 @@ def typeable_values(context: CaptureContext) -> dict[str, str]:
 @pytest.mark.parametrize(
     ("field", "value", "option", "attribute"),
     [
-        ("patient_id", "PID-0815", "--patient-id", "Patient ID"),
         ("patient_name", "Roe^Richard", "--patient-name", "Patient Name"),
         ("birth_date", "19790101", "--birth-date", "Patient Birth Date"),
         ("sex", "M", "--sex", "Patient Sex"),
         ("accession_number", "ACC0009", "--accession", "Accession Number"),
-        ("study_instance_uid", "1.2.840.99.1", "--study-uid", "Study Instance UID"),
         ("study_description", "Other", "--study-description", "Study Description"),
         ("modality", "OT", "--modality", "Modality"),
     ],
@@ -144,6 +142,20 @@ def test_each_typed_value_replaces_only_the_entrys_own_and_says_so(
 
     assert typeable_values(context) == expected
     assert notes == [f"{option} replaces the worklist entry's {attribute}"]
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "option"),
+    [
+        ("patient_id", "PID-0815", "--patient-id"),
+        ("study_instance_uid", "1.2.840.99.1", "--study-uid"),
+    ],
+)
+def test_another_patient_id_or_study_than_the_entrys_is_refused(
+    field: str, value: str, option: str
+) -> None:
+    with pytest.raises(ContextError, match=f"{option} differs from the worklist"):
+        applied(ENTRY, **{field: value})
 
 
 def test_typed_value_equal_to_the_entrys_is_no_replacement() -> None:
@@ -456,11 +468,12 @@ def test_a_refused_entry_value_says_how_it_can_be_put_right(
         applied(dataclasses.replace(ENTRY, **values))
 
 
-def test_request_item_follows_a_typed_accession_and_study(tmp_path: Path) -> None:
-    context, _ = applied(ENTRY, accession_number="TYPED-1", study_instance_uid="1.2.3")
+def test_request_item_follows_a_typed_accession(tmp_path: Path) -> None:
+    context, _ = applied(ENTRY, accession_number="TYPED-1")
 
     ds = dcmread(written(tmp_path, context))
 
     [request] = ds.RequestAttributesSequence
-    assert (request.AccessionNumber, request.StudyInstanceUID) == ("TYPED-1", "1.2.3")
+    assert request.AccessionNumber == "TYPED-1"
+    assert request.StudyInstanceUID == ENTRY.study_instance_uid
     assert request.RequestedProcedureID == ENTRY.requested_procedure_id

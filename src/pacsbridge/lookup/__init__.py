@@ -66,17 +66,18 @@ def search(
     )
 
     orders: list[Order] = []
+    unreadable = result.unreadable
     for ds in result.answers:
-        answers.decode_answer(ds, lookup.default_charset)
+        if not answers.decode_answer(ds, lookup.default_charset):
+            unreadable += 1
+            continue
         if provider == "worklist":
             orders.extend(answers.worklist_orders(ds))
         else:
             orders.append(answers.study_order(ds))
     # An answer may hold several scheduled steps: the limit is on what is shown.
     truncated = result.truncated or len(orders) > lookup.max_results
-    return SearchResult(
-        provider, orders[: lookup.max_results], truncated, result.unreadable
-    )
+    return SearchResult(provider, orders[: lookup.max_results], truncated, unreadable)
 
 
 def worklist_entry(settings: Settings, accession_number: str) -> Order:
@@ -87,7 +88,7 @@ def worklist_entry(settings: Settings, accession_number: str) -> Order:
     # Matching is the server's; the choice of patient is ours, so only an exact
     # match counts (a server may match loosely, or pad values).
     matches = [o for o in found.orders if o.accession_number == accession_number]
-    return _the_one(found, matches, "worklist entry with this accession number")
+    return _the_one(found, matches, "worklist entry", "with this accession number")
 
 
 def existing_study(settings: Settings, study_instance_uid: str) -> Order:
@@ -96,7 +97,7 @@ def existing_study(settings: Settings, study_instance_uid: str) -> Order:
         settings, LookupQuery(study_instance_uid=study_instance_uid), "study"
     )
     matches = [o for o in found.orders if o.study_instance_uid == study_instance_uid]
-    return _the_one(found, matches, "study with this Study Instance UID")
+    return _the_one(found, matches, "study", "with this Study Instance UID")
 
 
 def order_json(order: Order) -> dict[str, str]:
@@ -116,22 +117,25 @@ def order_json(order: Order) -> dict[str, str]:
     }
 
 
-def _the_one(found: SearchResult, matches: list[Order], what: str) -> Order:
-    if found.unreadable or found.truncated:
-        # What we could not read, or were not sent, might be a second match.
+def _the_one(found: SearchResult, matches: list[Order], what: str, key: str) -> Order:
+    # What we could not read, or were not sent, might be a second match.
+    if found.unreadable:
         raise ContextError(
-            f"the lookup provider's answers could not all be read, so the {what} "
-            "cannot be known to be the only one"
+            f"{found.unreadable} of the lookup provider's answers could not be read, "
+            f"so no {what} {key} can be known to be the only one"
+        )
+    if found.truncated:
+        raise ContextError(
+            "the lookup provider sent more than lookup.max_results answers (it may "
+            f"not match on this key), so no {what} {key} can be known to be the "
+            "only one"
         )
     if not matches:
-        raise ContextError(f"the lookup provider knows no {what}")
-    distinct = {
-        (o.patient_id, o.study_instance_uid, o.scheduled_procedure_step_id)
-        for o in matches
-    }
+        raise ContextError(f"the lookup provider knows no {what} {key}")
+    distinct = set(matches)
     if len(distinct) > 1:
         raise ContextError(
-            f"the lookup provider has {len(distinct)} entries for this {what}; "
+            f"the lookup provider has {len(distinct)} different entries {key}; "
             "choose with `pacsbridge lookup` and type the context instead"
         )
     return matches[0]

@@ -14,28 +14,53 @@ from collections.abc import Iterator
 from dataclasses import replace
 
 from pydicom.charset import convert_encodings
+from pydicom.datadict import dictionary_VR
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
+from pydicom.tag import BaseTag
 
 from pacsbridge.context import Code, Order
 
 logger = logging.getLogger(__name__)
 
 
-def decode_answer(ds: Dataset, default_charset: str) -> None:
+# Defined terms whose characters are all 7-bit (PS3.3 C.12.1.1.2): ASCII, and
+# the Japanese G0 sets reached by escape sequences. A byte of 0x80 or more in
+# text under these alone was written in some other character set.
+_DEFAULT_TERMS = frozenset({"", "ISO_IR 6", "ISO 2022 IR 6"})
+_SEVEN_BIT_TERMS = _DEFAULT_TERMS | {"ISO 2022 IR 87", "ISO 2022 IR 159"}
+_TEXT_VRS = frozenset({"PN", "LO", "SH", "ST", "LT", "UT", "UC"})
+_UNDEFINED_LENGTH = 0xFFFFFFFF
+
+
+def decode_answer(ds: Dataset, default_charset: str) -> bool:
     """Decode every text of an answer by its own character set, or by
-    ``default_charset`` when it declares none (PS3.5 6.1.2.3)."""
-    if not str(_value(ds, "SpecificCharacterSet")).strip():
+    ``default_charset`` when it declares none but the default repertoire
+    (PS3.5 6.1.2.3).
+
+    False when the answer is damaged and must not be used: a value shorter than
+    its length says, or 8-bit bytes under character sets that have none (text
+    written in one character set and labelled with another).
+    """
+    terms = _charset_terms(ds)
+    if all(term in _DEFAULT_TERMS for term in terms):
         # Every defined term is a superset of ASCII: an answer that is plain ASCII
         # reads the same whichever one applies.
         ds.SpecificCharacterSet = default_charset
+        terms = [default_charset]
         # pydicom reads a value with the character set its bytes were read with,
         # not the one set afterwards: without this, only names would use it.
         implicit_vr, little_endian = ds.original_encoding
         ds.set_original_encoding(
             implicit_vr, little_endian, convert_encodings(default_charset)
         )
+    problem = _damage(ds, eight_bit=any(t not in _SEVEN_BIT_TERMS for t in terms))
+    if problem:
+        logger.warning("an answer is damaged and left out: %s", problem)
+        return False
+
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -45,9 +70,38 @@ def decode_answer(ds: Dataset, default_charset: str) -> None:
     if caught:
         # pydicom's words may quote a value: counted, never repeated.
         logger.warning(
-            "an answer decoded with %d warnings (character set or value format)",
+            "an answer decoded with warnings (%d; character set or value format)",
             len(caught),
         )
+    return True
+
+
+def _charset_terms(ds: Dataset) -> list[str]:
+    value = _value(ds, "SpecificCharacterSet")
+    if isinstance(value, MultiValue | list):
+        return [str(term).strip() for term in value]
+    return [str(value or "").strip()]
+
+
+def _damage(ds: Dataset, eight_bit: bool) -> str:
+    """What is wrong with the raw top-level values of ``ds``, or ""."""
+    for tag in list(ds.keys()):
+        raw = ds.get_item(tag)
+        if not isinstance(raw, RawDataElement) or raw.value is None:
+            continue
+        if raw.length != _UNDEFINED_LENGTH and len(raw.value) != raw.length:
+            return f"the value of {tag} is shorter than its length"
+        vr = raw.VR or _dictionary_vr(tag)
+        if not eight_bit and vr in _TEXT_VRS and any(b >= 0x80 for b in raw.value):
+            return f"the text of {tag} has bytes its character set does not hold"
+    return ""
+
+
+def _dictionary_vr(tag: BaseTag) -> str:
+    try:
+        return str(dictionary_VR(tag))
+    except KeyError:  # a private or unknown element
+        return ""
 
 
 def worklist_orders(ds: Dataset) -> Iterator[Order]:

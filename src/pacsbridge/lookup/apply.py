@@ -38,6 +38,7 @@ class TypedContext:
 
 
 # The option that types each field, and the attribute it holds: for reports.
+_IDENTITY = frozenset({"patient_id", "study_instance_uid"})
 _NAMES = {
     "patient_id": ("--patient-id", "Patient ID"),
     "patient_name": ("--patient-name", "Patient Name"),
@@ -75,6 +76,7 @@ def context_from_order(
     # (A stand-in ID lets them be checked when no Patient ID was typed.)
     typed_context(replace(typed, patient_id=typed.patient_id or "-"))
     _check_decoded(order)
+    _check_name_shape(order)
     order, notes = _writable_codes(order)
     inherited = _inherited(order)
     merged = {}
@@ -83,6 +85,14 @@ def context_from_order(
         merged[field.name] = mine or theirs
         if mine and theirs and mine != theirs:
             option, attribute = _NAMES[field.name]
+            if field.name in _IDENTITY:
+                # Another patient's ID, or another study, on this entry's values
+                # would file one patient's pictures under another.
+                raise ContextError(
+                    f"{option} differs from the {order.source} entry's {attribute}: "
+                    f"leave out {option}, or the --from-* option and type the "
+                    "whole context"
+                )
             notes.append(f"{option} replaces the {order.source} entry's {attribute}")
 
     try:
@@ -126,6 +136,20 @@ def _inherited(order: Order) -> dict[str, str]:
     else:
         values["study_description"] = order.study_description
     return values
+
+
+def _check_name_shape(order: Order) -> None:
+    # A component group of separators alone ("^", "Yamada^Tarou=^=^") is what a
+    # provider sends when it dropped the characters its own character set could
+    # not hold (Orthanc with its default Latin-1 does): not a name to file under.
+    for group in order.patient_name.split("="):
+        if group and not group.replace("^", "").strip():
+            raise ContextError(
+                f"the {order.source} entry's Patient Name has a component group "
+                "without a name in it: the provider probably dropped characters "
+                "its character set cannot hold (for Orthanc, set DefaultEncoding "
+                "to Utf8)"
+            )
 
 
 def _check_decoded(order: Order) -> None:
