@@ -201,16 +201,18 @@ def test_study_root_answers_become_orders_of_existing_studies() -> None:
     assert identifier.QueryRetrieveLevel == "STUDY"
 
 
-def test_failure_status_names_the_provider_the_status_and_its_comment() -> None:
+def test_failure_status_names_the_provider_and_the_status_not_its_comment() -> None:
+    # The comment is free text about a query for a patient: it may name them.
     with (
-        find_scp(final(0xC001, "Worklist database offline")) as port,
+        find_scp(final(0xC001, "No entry for Doe^Jane")) as port,
         pytest.raises(LookupFailed, match="0xC001") as caught,
     ):
         search(port)
 
     message = str(caught.value)
     assert f"worklist provider ({AE_TITLE}@127.0.0.1:{port})" in message
-    assert "(unable to process): Worklist database offline" in message
+    assert message.endswith("status 0xC001 (unable to process)")
+    assert "Doe" not in message
 
 
 def test_out_of_resources_is_a_failure_not_a_short_list() -> None:
@@ -300,6 +302,24 @@ def test_answers_past_max_results_are_cancelled_and_the_list_truncated() -> None
     assert result.truncated
     assert cancelled.is_set()
     assert len(sent) < 50
+
+
+def test_a_provider_that_ignores_the_cancel_is_cut_off_after_its_time_out() -> None:
+    sent: list[int] = []
+
+    def endless(event: Any) -> Iterator[tuple[Any, Dataset | None]]:
+        for n in range(400):  # bounded, so the test's SCP thread ends too
+            sent.append(n)
+            yield 0xFF00, worklist_item(f"ACC{n:04d}", f"SPS{n}")
+            time.sleep(0.02)
+        yield 0x0000, None
+
+    with find_scp(endless) as port:
+        result = search(port, max_results=3, timeout=1)
+
+    assert result.truncated
+    assert len(result.orders) == 3
+    assert len(sent) < 400  # the association was aborted, not read to the end
 
 
 def test_exactly_max_results_answers_are_not_truncated() -> None:

@@ -91,28 +91,34 @@ def _collect(
     max_results: int,
 ) -> tuple[list[Dataset], bool, int]:
     answers: list[Dataset] = []
-    cancelled = False
+    cancelled: float | None = None  # when we sent the C-CANCEL
     unreadable = 0
     responses = assoc.send_c_find(identifier, model, msg_id=_MESSAGE_ID)
     for status, answer in responses:
         code = _status_code(status, peer)
         if code in _PENDING:
-            if cancelled:
-                continue  # answers already on their way when we cancelled
+            if cancelled is not None:
+                # Answers already on their way when we cancelled; a provider that
+                # ignores the cancel is cut off after its time-out.
+                if time.monotonic() - cancelled > peer.timeout:
+                    logger.warning("%s ignored the C-CANCEL: aborted", peer.label)
+                    assoc.abort()
+                    return answers, True, unreadable
+                continue
             if answer is None:  # pynetdicom could not decode it
                 unreadable += 1
             else:
                 answers.append(answer)
             if len(answers) > max_results:
-                cancelled = True
+                cancelled = time.monotonic()
                 answers = answers[:max_results]
                 _cancel(assoc, model)
             continue
         if code == 0x0000:
-            return answers, cancelled, unreadable
-        if code == _CANCELLED and cancelled:
+            return answers, cancelled is not None, unreadable
+        if code == _CANCELLED and cancelled is not None:
             return answers, True, unreadable
-        raise LookupFailed(_failure_text(peer, code, status))
+        raise LookupFailed(_failure_text(peer, code))
     raise LookupFailed(f"{peer} ended the C-FIND without a final status")
 
 
@@ -134,7 +140,7 @@ def _cancel(assoc: Association, model: str) -> None:
             return
 
 
-def _failure_text(peer: Peer, code: int, status: Dataset) -> str:
+def _failure_text(peer: Peer, code: int) -> str:
     if code == _CANCELLED:
         meaning = "the query was cancelled"
     elif code in _FAILURES:
@@ -143,9 +149,6 @@ def _failure_text(peer: Peer, code: int, status: Dataset) -> str:
         meaning = "unable to process"
     else:
         meaning = "failed"
-    # The provider's own words, shown to a person: printable characters only.
-    comment = "".join(
-        ch for ch in str(status.get("ErrorComment", "") or "") if ch.isprintable()
-    ).strip()
-    text = f"{peer} answered the C-FIND with status 0x{code:04X} ({meaning})"
-    return text + (f": {comment}" if comment else "")
+    # The provider's Error Comment is left out: it is free text about a query
+    # for a patient, and may name them.
+    return f"{peer} answered the C-FIND with status 0x{code:04X} ({meaning})"
