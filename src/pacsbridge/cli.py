@@ -7,8 +7,10 @@ rejected.
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 import logging
+import sys
 import uuid
 from pathlib import Path
 from typing import Annotated, NoReturn
@@ -42,6 +44,7 @@ from pacsbridge.cli_context import (
     StudyDescription,
     StudyUid,
     job_context,
+    printable,
 )
 from pacsbridge.config import Destination, DicomDestination, Settings, load_settings
 from pacsbridge.context import CaptureContext
@@ -223,7 +226,8 @@ def lookup_command(
         raise typer.Exit(130) from None
     if as_json:
         rows = [lookup.order_json(order) for order in result.orders]
-        out.print(json.dumps(rows, ensure_ascii=False, indent=2))
+        utf8 = (sys.stdout.encoding or "").lower().replace("-", "") == "utf8"
+        out.print(json.dumps(rows, ensure_ascii=not utf8, indent=2))
     else:
         out.print(_orders_table(result))
     if result.unreadable:
@@ -265,12 +269,8 @@ def _orders_table(result: lookup.SearchResult) -> Table:
             row["description"],
         )  # fmt: skip
         # Text, not markup; control characters from a peer are not printed raw.
-        table.add_row(*(Text(_printable(cell)) for cell in cells))
+        table.add_row(*(Text(printable(cell)) for cell in cells))
     return table
-
-
-def _printable(text: str) -> str:
-    return "".join(ch if ch.isprintable() else "\ufffd" for ch in text)
 
 
 def _plan(files: list[Path], context: CaptureContext, settings: Settings) -> JobObjects:
@@ -314,8 +314,8 @@ def dicomize(
     body_part: BodyPart = "",
     laterality: Laterality = "",
     operator: Operator = "",
-    from_worklist: FromWorklist = "",
-    from_study: FromStudy = "",
+    from_worklist: FromWorklist = None,
+    from_study: FromStudy = None,
 ) -> None:
     """Write the DICOM objects for FILES into a folder; send nothing."""
     try:
@@ -335,6 +335,9 @@ def dicomize(
             built.write(out_dir / f"{obj.sop_instance_uid}.dcm")
     except PacsBridgeError as exc:
         _fail(exc)
+    except KeyboardInterrupt:
+        err.print("Interrupted: each file written is whole; the rest were not written.")
+        raise typer.Exit(130) from None
     except OSError as exc:
         reason = exc.strerror or str(exc)
         err.print(f"error: {out_dir}: cannot write ({reason})")
@@ -366,8 +369,8 @@ def send(
     body_part: BodyPart = "",
     laterality: Laterality = "",
     operator: Operator = "",
-    from_worklist: FromWorklist = "",
-    from_study: FromStudy = "",
+    from_worklist: FromWorklist = None,
+    from_study: FromStudy = None,
 ) -> None:
     """Convert FILES and store them in the destinations now, as one job."""
     job_id = uuid.uuid4().hex[:12]
@@ -386,6 +389,9 @@ def send(
         job = _plan(files, context, settings)
     except PacsBridgeError as exc:
         _fail(exc)
+    except KeyboardInterrupt:
+        err.print("Interrupted before sending: nothing was sent.")
+        raise typer.Exit(130) from None
     logger.info("job %s: %d objects for %d destinations", job_id, len(job),
                 len(destinations))  # fmt: skip
     stored_so_far: dict[str, int] = {}
@@ -476,6 +482,9 @@ def demo(
         code = demo_module.run(settings, folder, out)
     except PacsBridgeError as exc:
         _fail(exc)
+    except KeyboardInterrupt:
+        err.print("Interrupted: the demo stopped.")
+        raise typer.Exit(130) from None
     raise typer.Exit(code)
 
 
@@ -487,4 +496,9 @@ def version() -> None:
 
 def main() -> None:
     """Entry point of the ``pacsbridge`` command."""
+    # A terminal or pipe that cannot show a name's characters gets escapes for
+    # them, not a crash after the work is done (JSON output escapes losslessly).
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="backslashreplace")
     app()

@@ -79,7 +79,7 @@ Operator = Annotated[
 
 
 FromWorklist = Annotated[
-    str,
+    str | None,
     typer.Option(
         "--from-worklist",
         help="Take patient and order from the worklist entry with this accession "
@@ -88,7 +88,7 @@ FromWorklist = Annotated[
     ),
 ]
 FromStudy = Annotated[
-    str,
+    str | None,
     typer.Option(
         "--from-study",
         help="Add to this existing study, with its patient (Study Root lookup).",
@@ -100,8 +100,8 @@ FromStudy = Annotated[
 def job_context(
     settings: Settings,
     typed: TypedContext,
-    from_worklist: str,
-    from_study: str,
+    from_worklist: str | None,
+    from_study: str | None,
     tell: Callable[[str], None],
 ) -> CaptureContext:
     """The context of a job: typed, or looked up with the typed values over it.
@@ -109,21 +109,30 @@ def job_context(
     ``tell`` receives the sentences a person should read: which entry the job
     is filed under and what the typed options replaced.
     """
-    if from_worklist and from_study:
+    if from_worklist is not None and from_study is not None:
         raise ContextError("--from-worklist and --from-study exclude each other")
-    if not (from_worklist or from_study):
-        return typed_context(typed)
-    if from_worklist:
+    if from_worklist is not None:
         order = lookup.worklist_entry(settings, from_worklist)
-    else:
+    elif from_study is not None:
         order = lookup.existing_study(settings, from_study)
+    else:
+        return typed_context(typed)
     context, notes = context_from_order(order, typed)
     patient = context.patient
     tell(
-        f"Filing under the {order.source} entry: {patient.patient_name or '(no name)'}"
-        f" ({patient.patient_id}), accession {context.accession_number or '(none)'},"
-        f" study {context.study_instance_uid}"
+        printable(
+            f"Filing under the {order.source} entry: "
+            f"{patient.patient_name or '(no name)'} ({patient.patient_id}), "
+            f"accession {context.accession_number or '(none)'}, "
+            f"study {context.study_instance_uid or '(new)'}"
+        )
     )
     for note in notes:
         tell(f"note: {note}")
     return context
+
+
+def printable(text: str) -> str:
+    """``text`` safe for a terminal: a peer's control characters are not sent
+    to it raw (they could move the cursor, colour or hide text)."""
+    return "".join(ch if ch.isprintable() else "\ufffd" for ch in text)

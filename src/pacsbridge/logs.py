@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import warnings
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
@@ -26,3 +27,6 @@ def configure(level: str) -> None:
     logging.getLogger("pynetdicom").setLevel(
         logging.DEBUG if level == "DEBUG" else logging.CRITICAL
     )
+    # pydicom warns about odd values in what peers send by quoting them; our
+    # own code says what matters (answers.decode_answer counts its warnings).
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"pydicom(\..*)?$")

@@ -7,6 +7,8 @@ The demo worklist is checked like the real servers are: findscu and
 from __future__ import annotations
 
 import datetime as dt
+import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -101,3 +103,27 @@ def test_demo_worklist_schedules_nothing_for_tomorrow(
     )
 
     assert run_lookup(config, "--date", tomorrow.strftime("%Y%m%d")) == []
+
+
+@pytest.mark.parametrize("json_output", [True, False])
+def test_lookup_on_an_ascii_terminal_escapes_names_instead_of_crashing(
+    json_output: bool, tmp_path: Path, demo_worklist: DemoWorklist
+) -> None:
+    config = write_lookup_config(
+        tmp_path, "worklist", demo_worklist.ae_title, demo_worklist.port
+    )
+
+    result = subprocess.run(
+        [sys.executable, "-m", "pacsbridge", "--config", str(config), "lookup",
+         "--accession", "DEMO-A003", *(["--json"] if json_output else [])],
+        capture_output=True, timeout=120,
+        env={**os.environ, "PYTHONIOENCODING": "ascii"},
+    )  # fmt: skip
+
+    assert result.returncode == 0, result.stderr
+    stdout = result.stdout.decode("ascii")
+    if json_output:
+        [row] = json.loads(stdout)
+        assert row["patient_name"] == DEMO_ENTRIES[2][1]  # escaped, not lost
+    else:
+        assert "\\u5c71" in stdout  # the first character of the family name

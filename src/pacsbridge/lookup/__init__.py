@@ -14,7 +14,7 @@ from typing import Literal
 from pacsbridge.association import Peer
 from pacsbridge.config import Settings
 from pacsbridge.context import Order
-from pacsbridge.errors import ConfigError, ContextError
+from pacsbridge.errors import ConfigError, ContextError, QueryError
 from pacsbridge.lookup import answers, find, queries
 from pacsbridge.lookup.queries import LookupQuery, date_filter
 
@@ -84,7 +84,11 @@ def worklist_entry(settings: Settings, accession_number: str) -> Order:
     """The one worklist entry with this accession number, on any date."""
     if not accession_number.strip():
         raise ContextError("--from-worklist needs an accession number")
-    found = search(settings, LookupQuery(accession_number=accession_number), "worklist")
+    try:
+        query = LookupQuery(accession_number=accession_number)
+    except QueryError as exc:
+        raise QueryError(str(exc).replace("--accession", "--from-worklist")) from None
+    found = search(settings, query, "worklist")
     # Matching is the server's; the choice of patient is ours, so only an exact
     # match counts (a server may match loosely, or pad values).
     matches = [o for o in found.orders if o.accession_number == accession_number]
@@ -93,9 +97,13 @@ def worklist_entry(settings: Settings, accession_number: str) -> Order:
 
 def existing_study(settings: Settings, study_instance_uid: str) -> Order:
     """The one study with this Study Instance UID, on any date."""
-    found = search(
-        settings, LookupQuery(study_instance_uid=study_instance_uid), "study"
-    )
+    if not study_instance_uid.strip():
+        raise ContextError("--from-study needs a Study Instance UID")
+    try:
+        query = LookupQuery(study_instance_uid=study_instance_uid)
+    except QueryError:
+        raise QueryError("--from-study is not a valid Study Instance UID") from None
+    found = search(settings, query, "study")
     matches = [o for o in found.orders if o.study_instance_uid == study_instance_uid]
     return _the_one(found, matches, "study", "with this Study Instance UID")
 
