@@ -449,3 +449,38 @@ def test_value_too_long_for_its_vr_is_kept_for_apply_to_refuse(
     assert order.accession_number == "ACC-0123456789-XYZ"
     assert "exceeds the maximum length of 16 allowed for VR SH" in caplog.text
     assert "ACC-0123456789-XYZ" not in caplog.text
+
+
+# Damaged answers: left out, counted as unreadable by the search
+
+
+def test_declared_default_repertoire_with_8_bit_text_uses_the_default_charset() -> None:
+    ds = undeclared(GERMAN, "latin-1")
+    ds.add_new(0x00080005, "CS", b"ISO_IR 6")
+
+    order = the_order(round_trip(ds), "ISO_IR 100")
+
+    assert order.patient_name == GERMAN
+
+
+@pytest.mark.parametrize("encoding", ["euc_jp", "shift_jis"])
+def test_8_bit_text_under_a_7_bit_japanese_charset_is_damaged(encoding: str) -> None:
+    ds = Dataset()
+    ds.add_new(0x00080005, "CS", b"\\ISO 2022 IR 87")
+    ds.add_new(0x00100010, "PN", "Yamada^Tarou=山田^太郎".encode(encoding))
+    ds.add_new(0x00100020, "LO", b"PID-1 ")
+
+    assert not answers.decode_answer(round_trip(ds), "ISO_IR 100")
+
+
+def test_a_value_shorter_than_its_length_is_damaged() -> None:
+    data = encoded(worklist_answer(), implicit=False)
+    # Cut the answer inside its Patient ID (the last top-level value read).
+    cut = data.index(b"PID-1") + 3
+    answer = received(data[:cut], implicit=False)
+
+    assert not answers.decode_answer(answer, "ISO_IR 100")
+
+
+def test_an_intact_answer_is_not_damaged() -> None:
+    assert answers.decode_answer(round_trip(worklist_answer()), "ISO_IR 100")

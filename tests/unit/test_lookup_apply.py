@@ -477,3 +477,14 @@ def test_request_item_follows_a_typed_accession(tmp_path: Path) -> None:
     assert request.AccessionNumber == "TYPED-1"
     assert request.StudyInstanceUID == ENTRY.study_instance_uid
     assert request.RequestedProcedureID == ENTRY.requested_procedure_id
+
+
+@pytest.mark.parametrize("name", ["^", "Yamada^Tarou=^=^", "=^"])
+def test_a_name_group_of_separators_alone_is_refused(name: str) -> None:
+    with pytest.raises(ContextError, match="component group without a name in it"):
+        applied(dataclasses.replace(ENTRY, patient_name=name))
+
+
+def test_entry_with_a_right_to_left_override_in_the_name_is_refused() -> None:
+    with pytest.raises(ContextError, match="Patient Name holds .* control character"):
+        applied(dataclasses.replace(ENTRY, patient_name="Doe^\u202eenaJ"))
