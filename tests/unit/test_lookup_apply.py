@@ -486,5 +486,5 @@ def test_a_name_group_of_separators_alone_is_refused(name: str) -> None:
 
 
 def test_entry_with_a_right_to_left_override_in_the_name_is_refused() -> None:
-    with pytest.raises(ContextError, match="Patient Name holds .* control character"):
+    with pytest.raises(ContextError, match=r"Patient Name holds .* control character"):
         applied(dataclasses.replace(ENTRY, patient_name="Doe^\u202eenaJ"))
