@@ -29,7 +29,7 @@ from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 from pacsbridge.association import Peer, open_association, presentation_context
 from pacsbridge.config import DicomDestination, LocalSettings
 from pacsbridge.deliver import pdata, transport
-from pacsbridge.dicom.encoding import Buffer
+from pacsbridge.dicom.encoding import Encoded
 from pacsbridge.dicom.objects import JobObjects, PlannedObject
 from pacsbridge.errors import AssociationError, InputRejected
 
@@ -130,7 +130,7 @@ class _Request:
 
     context_id: int
     command: bytes
-    data_set: list[Buffer]
+    data_set: Encoded
 
 
 def _send_all(
@@ -161,7 +161,7 @@ def _send_all(
                 upcoming = worker.submit(prepare, number + 1)
             if isinstance(prepared, _Request):
                 outcome = _send(assoc, destination, obj, prepared, number + 1)
-                report.bytes_sent += sum(len(part) for part in prepared.data_set)
+                report.bytes_sent += prepared.data_set.length
             else:
                 outcome = prepared
             report.outcomes.append(outcome)
@@ -211,7 +211,11 @@ def _send(
     uid = obj.sop_instance_uid
     try:
         response = pdata.send_request(
-            assoc, request.context_id, request.command, request.data_set
+            assoc,
+            request.context_id,
+            request.command,
+            request.data_set.parts,
+            request.data_set.length,
         )
     except OSError as exc:
         assoc.abort()

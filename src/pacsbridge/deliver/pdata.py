@@ -17,7 +17,7 @@ from __future__ import annotations
 import socket
 import struct
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -71,9 +71,13 @@ def send_request(
     assoc: Any,
     context_id: int,
     command: bytes,
-    data_set: Sequence[Buffer],
+    data_set: Iterable[Buffer],
+    data_set_length: int,
 ) -> Any:
     """Send one request with its data set and wait for the response primitive.
+
+    ``data_set`` is read once, as it is sent: a file-backed data set is never in
+    memory whole. It must hold exactly ``data_set_length`` bytes.
 
     Returns pynetdicom's response primitive, or None when none arrived within
     the DIMSE timeout or the association went away.
@@ -89,9 +93,12 @@ def send_request(
     # 1 of context ID, 1 of message control header, then the fragment.
     fragment = max_pdu - 6 if max_pdu else _UNLIMITED_FRAGMENT
 
-    iov = _pdus(context_id, [command], fragment, _COMMAND_LAST, _COMMAND_LAST)
+    iov = _pdus(
+        context_id, [command], len(command), fragment, _COMMAND_LAST, _COMMAND_LAST
+    )
     _send_all(sock, iov)
-    _send_all(sock, _pdus(context_id, data_set, fragment, _DATA, _DATA_LAST))
+    iov = _pdus(context_id, data_set, data_set_length, fragment, _DATA, _DATA_LAST)
+    _send_all(sock, iov)
     _, response = assoc.dimse.get_msg(block=True)
     return response
 
@@ -124,30 +131,38 @@ def reactor_held(assoc: Any, timeout: float = 5.0) -> Iterator[None]:
 
 def _pdus(
     context_id: int,
-    parts: Sequence[Buffer],
+    parts: Iterable[Buffer],
+    total: int,
     fragment: int,
     control: int,
     last_control: int,
 ) -> Iterator[Buffer]:
-    """The buffers of P-DATA-TF PDUs carrying ``parts`` in fragments."""
-    total = sum(len(p) for p in parts)
-    views = [memoryview(p).cast("B") for p in parts if len(p)]
-    index, offset, remaining = 0, 0, total
+    """The buffers of P-DATA-TF PDUs carrying the ``total`` bytes of ``parts``."""
+    views = (memoryview(p).cast("B") for p in parts if len(p))
+    view, offset, remaining = memoryview(b""), 0, total
     while remaining > 0 or total == 0:
         size = min(fragment, remaining)
         remaining -= size
         mch = last_control if remaining == 0 else control
         yield struct.pack(">BBIIBB", 0x04, 0, size + 6, size + 2, context_id, mch)
         while size > 0:
-            view = views[index]
+            if offset == len(view):
+                view, offset = _next_view(views), 0
             take = min(size, len(view) - offset)
             yield view[offset : offset + take]
             size -= take
             offset += take
-            if offset == len(view):
-                index, offset = index + 1, 0
         if total == 0:
             return
+    if next(views, None) is not None:
+        raise OSError("the data set is longer than announced")
+
+
+def _next_view(views: Iterator[memoryview]) -> memoryview:
+    view = next(views, None)
+    if view is None:
+        raise OSError("the data set is shorter than announced")
+    return view
 
 
 def _send_all(sock: socket.socket, buffers: Iterator[Buffer]) -> None:

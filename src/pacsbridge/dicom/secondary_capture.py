@@ -61,7 +61,7 @@ def build_secondary_capture(
     )
     if charset is not None:
         ds.SpecificCharacterSet = charset
-    return BuiltObject(ds, still)
+    return BuiltObject.of_still(ds, still)
 
 
 _TEXT_VRS = frozenset({"PN", "LO", "SH", "ST", "LT", "UT", "UC"})
