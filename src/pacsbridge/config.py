@@ -240,9 +240,19 @@ class ImageSettings(_Section):
         return value
 
 
+# One fragment holds the whole stream, and a fragment's length is 32 bits
+# (PS3.5 A.4): objects stay well below 4 GiB.
+_LARGEST_OBJECT = 4_000_000_000
+
+
 class VideoSettings(_Section):
     enabled: Switch = True
     quality: int = Field(default=23, ge=0, le=51, strict=True, description="x264 CRF")
+    max_file_size: Annotated[int, Field(ge=1, strict=True)] = 64 * 1024**3
+    # Longer videos are cut at key frames into several instances of one series.
+    max_object_size: Annotated[
+        int, Field(ge=1024 * 1024, le=_LARGEST_OBJECT, strict=True)
+    ] = 2_000_000_000
 
 
 class Settings(_Section):

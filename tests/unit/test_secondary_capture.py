@@ -21,7 +21,8 @@ from pydicom.uid import (
 
 from pacsbridge.config import EquipmentSettings, ImageSettings
 from pacsbridge.context import CaptureContext, Patient
-from pacsbridge.dicom.secondary_capture import SeriesStamp, build_secondary_capture
+from pacsbridge.dicom.modules import SeriesStamp
+from pacsbridge.dicom.secondary_capture import build_secondary_capture
 from pacsbridge.dicom.uids import (
     IMPLEMENTATION_CLASS_UID,
     IMPLEMENTATION_VERSION_NAME,

@@ -19,6 +19,7 @@ from pydicom.uid import (
     UID,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
+    SecondaryCaptureImageStorage,
 )
 from pynetdicom import evt
 from pynetdicom.association import Association
@@ -36,6 +37,10 @@ from pacsbridge.errors import AssociationError, InputRejected
 logger = logging.getLogger(__name__)
 
 UNCOMPRESSED = (ExplicitVRLittleEndian, ImplicitVRLittleEndian)
+# Stills may fall back to uncompressed pixels. A video never does: decoded, a
+# minute of HD is gigabytes, and a destination that refuses its transfer syntax
+# gets a clear failure for it instead.
+_DECODABLE = frozenset({SecondaryCaptureImageStorage})
 # PS3.7 C: 0x0001, 0x0107 (attribute list error) and 0x0116 (value out of range)
 # are warnings like 0xBxxx: the object was stored.
 _WARNINGS = frozenset({0x0001, 0x0107, 0x0116})
@@ -181,11 +186,11 @@ def _prepare(
     uid = obj.sop_instance_uid
     syntax = _accepted_syntax(obj, accepted)
     if syntax is None:
+        wanted = obj.sop_class_uid.name
+        if obj.sop_class_uid not in _DECODABLE:
+            wanted += f" in {obj.transfer_syntax.name}"
         return ObjectOutcome(
-            uid,
-            "failed",
-            message=f"{_peer(destination)} accepts no transfer syntax "
-            f"for SOP class {obj.sop_class_uid.name}",
+            uid, "failed", message=f"{_peer(destination)} does not accept {wanted}"
         )
     try:
         built = job.build(obj)
@@ -241,7 +246,8 @@ def _accepted_syntax(
 ) -> UID | None:
     """The object's own transfer syntax when accepted, else an uncompressed one:
     a destination that refuses JPEG Baseline gets the pixels decoded."""
-    for syntax in (obj.transfer_syntax, *UNCOMPRESSED):
+    fallback: tuple[UID, ...] = UNCOMPRESSED if obj.sop_class_uid in _DECODABLE else ()
+    for syntax in (obj.transfer_syntax, *fallback):
         if (obj.sop_class_uid, syntax) in accepted:
             return syntax
     return None
@@ -301,7 +307,8 @@ def _contexts_for(job: JobObjects) -> list[PresentationContext]:
         for sop, ts in wanted:
             if sop == sop_class and ts not in UNCOMPRESSED:
                 contexts.append(presentation_context(sop_class, (ts,)))
-        contexts.append(presentation_context(sop_class, UNCOMPRESSED))
+        if sop_class in _DECODABLE:
+            contexts.append(presentation_context(sop_class, UNCOMPRESSED))
     return contexts
 
 

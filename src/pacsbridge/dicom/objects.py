@@ -18,7 +18,8 @@ from pydicom.uid import UID, SecondaryCaptureImageStorage
 from pacsbridge.config import Settings
 from pacsbridge.context import CaptureContext
 from pacsbridge.dicom.encoding import BuiltObject
-from pacsbridge.dicom.secondary_capture import SeriesStamp, build_secondary_capture
+from pacsbridge.dicom.modules import SeriesStamp
+from pacsbridge.dicom.secondary_capture import build_secondary_capture
 from pacsbridge.dicom.uids import new_uid
 from pacsbridge.errors import InputRejected
 from pacsbridge.media.stills import InputCheck, Still, load_still
