@@ -1,17 +1,15 @@
 """Videos are probed for what their stream really is, then passed through or not.
 
 The inputs are made by the ffmpeg command line once per session (a second or less
-of testsrc2 and a tone each), so what is asserted is what ffmpeg was told to write.
+of testsrc2 and a tone each, see tests/videogen.py), so what is asserted is what
+ffmpeg was told to write.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import re
-import subprocess
-from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Mapping
 from dataclasses import replace
 from fractions import Fraction
 from itertools import pairwise
@@ -29,133 +27,16 @@ from pacsbridge.media.video import (
     classify,
     probe,
 )
-from tests.peers import require_or_skip
+from tests import videogen
 
 H264_HIGH_41 = "1.2.840.10008.1.2.4.102"
 HEVC_MAIN_51 = "1.2.840.10008.1.2.4.107"
 HEVC_MAIN10_51 = "1.2.840.10008.1.2.4.108"
-PATIENT_TAG = "Doe^Jane 1970-01-01"
-
-_FFMPEG = ["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y"]
-_X264 = ["-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p"]
-_X265 = ["-c:v", "libx265", "-preset", "ultrafast", "-tag:v", "hvc1"]
-_TONE = ["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=1"]
-
-
-def _picture(
-    size: str, rate: str, seconds: str = "1", source: str = "testsrc2"
-) -> list[str]:
-    return ["-f", "lavfi", "-i", f"{source}=size={size}:rate={rate}:duration={seconds}"]
-
-
-def _x265(params: str = "") -> list[str]:
-    return [*_X265, "-x265-params", "log-level=error" + params]
-
-
-# File name: the ffmpeg commands that write it, in order. {out} is its path, {dir}
-# the folder; a command whose last argument is neither writes to {out}.
-_INPUTS: dict[str, list[list[str]]] = {
-    "h264_high_1080p30.mp4": [
-        [*_picture("1920x1080", "30"), *_X264, "-profile:v", "high", "-level:v", "4.1",
-         "-metadata", f"title={PATIENT_TAG}", "-metadata", f"comment={PATIENT_TAG}"],
-        ["-i", "{out}", "-c", "copy", "-movflags", "+faststart",
-         "{dir}/h264_faststart.mp4"],
-    ],
-    "h264_baseline.mp4": [
-        [*_picture("640x360", "30"), *_X264, "-profile:v", "baseline"],
-    ],
-    # Labelled Level 4.1 by force: the label is not what decides.
-    "h264_1080p60.mp4": [
-        [*_picture("1920x1080", "60"), *_X264, "-preset", "ultrafast", "-x264-params",
-         "8x8dct=1", "-profile:v", "high", "-level:v", "4.1"],
-    ],
-    "h264_4k30.mp4": [
-        [*_picture("3840x2160", "30", source="testsrc"), *_X264, "-preset", "ultrafast",
-         "-x264-params", "8x8dct=1", "-profile:v", "high"],
-    ],
-    "h264_422.mp4": [[*_picture("640x360", "30"), *_X264, "-pix_fmt", "yuv422p"]],
-    "h264_576i.mp4": [
-        [*_picture("720x576", "25", "0.4"), *_X264, "-flags", "+ilme+ildct",
-         "-x264-params", "tff=1"],
-    ],
-    "hevc_main.mp4": [[*_picture("640x360", "30"), *_x265(), "-pix_fmt", "yuv420p"]],
-    "hevc_main10_hdr.mp4": [
-        [*_picture("640x360", "30"), *_x265(), "-pix_fmt", "yuv420p10le",
-         "-color_primaries", "bt2020", "-color_trc", "smpte2084",
-         "-colorspace", "bt2020nc"],
-    ],
-    "hevc_high_tier.mp4": [
-        [*_picture("320x240", "30", "0.5"), "-pix_fmt", "yuv420p",
-         *_x265(":level-idc=51:high-tier=1:vbv-maxrate=100000:vbv-bufsize=100000")],
-    ],
-    # FFmpeg 5.1 turns rotate=270 into the display matrix a phone writes for a
-    # portrait video: turn 90 degrees clockwise to show it upright.
-    "rotated.mov": [
-        [*_picture("640x360", "30"), *_X264, "{dir}/unrotated.mov"],
-        ["-i", "{dir}/unrotated.mov", "-c", "copy", "-metadata:s:v:0", "rotate=270"],
-    ],
-    # 15 frames at 30 frames/s, then 15 at 15 frames/s.
-    "vfr.mp4": [
-        [*_picture("320x240", "30"), "-vf",
-         "setpts='if(lt(N,15),N/30,0.5+(N-15)/15)/TB'", "-fps_mode", "passthrough",
-         *_X264],
-    ],
-    "pcm_timecode.mov": [
-        [*_picture("320x240", "25"), *_TONE, *_X264, "-c:a", "pcm_s16le",
-         "-timecode", "01:00:00:00"],
-    ],
-    "pal_16_15.mp4": [[*_picture("720x576", "25"), "-vf", "setsar=16/15", *_X264]],
-    "mpeg2.mpg": [[*_picture("720x576", "25"), "-c:v", "mpeg2video", "-q:v", "5"]],
-    "vp9.webm": [
-        [*_picture("320x240", "30"), "-c:v", "libvpx-vp9", "-deadline", "good",
-         "-cpu-used", "8", "-b:v", "200k"],
-    ],
-    "av1.mp4": [
-        [*_picture("128x96", "30", "0.5"), "-c:v", "libsvtav1", "-preset", "12"],
-    ],
-    "mjpeg.avi": [[*_picture("320x240", "30"), "-c:v", "mjpeg", "-q:v", "5"]],
-    "mjpeg.mov": [[*_picture("320x240", "30"), "-c:v", "mjpeg", "-q:v", "5"]],
-    "h264_aac.mkv": [
-        [*_picture("640x360", "30"), *_TONE, *_X264, "-ac", "2", "-c:a", "aac"],
-    ],
-    "still.jpg": [[*_picture("320x240", "1"), "-frames:v", "1"]],
-    "audio_only.m4a": [[*_TONE, "-c:a", "aac"]],
-}  # fmt: skip
-
-
-def _run(commands: Sequence[Sequence[str]], out: Path) -> None:
-    for command in commands:
-        args = [
-            arg.replace("{out}", str(out)).replace("{dir}", str(out.parent))
-            for arg in command
-        ]
-        if "{" not in command[-1]:
-            args.append(str(out))
-        subprocess.run([*_FFMPEG, *args], check=True, capture_output=True, timeout=120)
-
-
-def _write_special(folder: Path) -> None:
-    (folder / "text.mp4").write_text("Not a video: a note someone renamed.\n" * 20)
-    (folder / "empty.mp4").write_bytes(b"")
-    whole = (folder / "h264_high_1080p30.mp4").read_bytes()  # its index is at the end
-    (folder / "truncated.mp4").write_bytes(whole[: len(whole) // 2])
-    whole = (folder / "h264_faststart.mp4").read_bytes()  # its index is at the start
-    (folder / "truncated_faststart.mp4").write_bytes(whole[: len(whole) // 2])
-    (folder / "still_renamed.mp4").write_bytes((folder / "still.jpg").read_bytes())
 
 
 @pytest.fixture(scope="session")
 def videos(tmp_path_factory: pytest.TempPathFactory) -> Mapping[str, Path]:
-    require_or_skip(["ffmpeg"])
-    folder = tmp_path_factory.mktemp("videos")
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 4) as pool:
-        jobs = [
-            pool.submit(_run, cmds, folder / name) for name, cmds in _INPUTS.items()
-        ]
-        for job in jobs:
-            job.result()
-    _write_special(folder)
-    return {path.name: path for path in folder.iterdir()}
+    return videogen.videos(tmp_path_factory)
 
 
 # What each kind is, and what becomes of it: (file, fields of VideoInfo, transfer
