@@ -85,7 +85,8 @@ ConfigOption = Annotated[
 Files = Annotated[
     list[Path],
     typer.Argument(
-        help="Photos to convert: JPEG, PNG, HEIC, TIFF, BMP, WebP, GIF.",
+        help="Photos (JPEG, PNG, HEIC, AVIF, TIFF, BMP, WebP, GIF) and videos "
+        "(MP4, MOV, M4V, MKV, WebM, AVI, MPEG; H.264, HEVC and others).",
         readable=False,  # an unreadable file is a rejected input (exit 3), ours
         metavar="FILE",
     ),
@@ -276,9 +277,13 @@ def _orders_table(result: lookup.SearchResult) -> Table:
 def _plan(files: list[Path], context: CaptureContext, settings: Settings) -> JobObjects:
     with _progress() as progress:
         task = progress.add_task("Checking", total=len(files))
-        return JobObjects.plan(
+        job = JobObjects.plan(
             files, context, settings, on_checked=lambda _: progress.advance(task)
         )
+    for obj in job.planned:
+        for note in obj.notes:
+            err.print(f"{printable(str(obj.path))}: {note}", highlight=False)
+    return job
 
 
 def _progress() -> Progress:
@@ -329,10 +334,10 @@ def dicomize(
             ),
             from_worklist, from_study, err.print,
         )  # fmt: skip
-        job = _plan(files, context, settings)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        for obj, built in job:
-            built.write(out_dir / f"{obj.sop_instance_uid}.dcm")
+        with _plan(files, context, settings) as job:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            for obj, built in job:
+                built.write(out_dir / f"{obj.sop_instance_uid}.dcm")
     except PacsBridgeError as exc:
         _fail(exc)
     except KeyboardInterrupt:
@@ -409,6 +414,8 @@ def send(
             highlight=False,
         )
         raise typer.Exit(130) from None
+    finally:
+        job.close()
     failed = [r for r in reports if not r.delivered]
     for report in reports:
         _print_report(report)
