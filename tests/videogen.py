@@ -95,6 +95,10 @@ INPUTS: dict[str, list[list[str]]] = {
          "-x264-params", "8x8dct=1", "-profile:v", "high"],
     ],
     "h264_422.mp4": [[*picture("640x360", "30"), *_X264, "-pix_fmt", "yuv422p"]],
+    # As some Android phones write: High Profile, but samples from 0 to 255.
+    "h264_full_range.mp4": [
+        [*picture("320x240", "30", "0.5"), *_X264, "-color_range", "pc"],
+    ],
     "h264_576i.mp4": [
         [*picture("720x576", "25", "0.4"), *_X264, "-flags", "+ilme+ildct",
          "-x264-params", "tff=1"],

@@ -70,6 +70,11 @@ KINDS = {
         {"profile": "High 4:2:2", "chroma": "4:2:2", "pixel_format": "yuv422p"},
         None, [r"H\.264 High 4:2:2 profile is not High Profile", r"4:2:2 chroma"],
     ),
+    "H.264 full range": (
+        "h264_full_range.mp4",
+        {"profile": "High", "chroma": "4:2:0", "full_range": True},
+        None, [r"full-range samples: YBR_PARTIAL_420 is limited range"],
+    ),
     "H.264 576i": (
         "h264_576i.mp4",
         {"interlaced": True, "frame_count": 10, "frame_rate": 25},
@@ -124,10 +129,12 @@ KINDS = {
     "AV1": ("av1.mp4", {"codec": "av1", "frame_count": 15}, None, [r"av1 is not"]),
     "MJPEG AVI": (
         "mjpeg.avi",
-        {"container": "avi", "codec": "mjpeg", "frame_count": 30},
-        None, [r"mjpeg is not H\.264 or HEVC"],
+        {"container": "avi", "codec": "mjpeg", "frame_count": 30, "full_range": True},
+        None, [r"mjpeg is not H\.264 or HEVC", r"full-range samples"],
     ),
-    "MJPEG MOV": ("mjpeg.mov", {"codec": "mjpeg"}, None, [r"mjpeg is not"]),
+    "MJPEG MOV": (
+        "mjpeg.mov", {"codec": "mjpeg"}, None, [r"mjpeg is not", r"full-range"],
+    ),
     "H.264 and AAC in MKV": (
         "h264_aac.mkv",
         {"container": "matroska,webm", "audio_codecs": ("aac",), "frame_count": 30,

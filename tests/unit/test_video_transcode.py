@@ -62,6 +62,9 @@ CASES: dict[str, Case] = {
         "remuxed", H264_HIGH_41, (640, 360), Fraction(30), 30, "copied", (),
     ),
     "hevc_hev1.mp4": ("remuxed", HEVC_MAIN_51, (320, 240), Fraction(30), 15, None, ()),
+    "h264_full_range.mp4": (
+        "transcoded", H264_HIGH_41, (320, 240), Fraction(30), 15, None, (),
+    ),
     "pcm_timecode.mov": (
         "remuxed", H264_HIGH_41, (320, 240), Fraction(25), 25, AAC,
         ("audio re-encoded to AAC", "timecode track dropped", "metadata tags dropped"),

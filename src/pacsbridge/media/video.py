@@ -34,6 +34,7 @@ _OPEN_OPTIONS = {"probesize": str(10_000_000), "analyzeduration": str(10_000_000
 _STILL_FORMATS = frozenset({"image2", "gif", "apng"})  # and every "*_pipe" format
 _DECODE_ATTEMPTS = 600  # packets fed to the decoder for the first frame at most
 _INTERLACED_FIELD_ORDERS = frozenset({2, 3, 4, 5})  # AVFieldOrder TT, BB, TB, BT
+_FULL_RANGE = 2  # AVColorRange AVCOL_RANGE_JPEG
 # FFmpeg's names of the H.273 transfer characteristics: "smpte2084" (PQ HDR),
 # "arib-std-b67" (HLG), "bt709".
 _TRANSFERS = {
@@ -126,6 +127,7 @@ class VideoInfo:
     size_bytes: int
     video_bytes: int = 0
     high_tier: bool = False  # HEVC general_tier_flag, from the hvcC record
+    full_range: bool = False  # samples span 0-255, as JPEG's do
 
     @property
     def audio_codecs(self) -> tuple[str, ...]:
@@ -254,6 +256,10 @@ def _picture_reasons(info: VideoInfo) -> tuple[str, ...]:
         reasons.append(f"non-square pixels {sar.numerator}:{sar.denominator}")
     if info.variable_frame_rate:
         reasons.append("variable frame rate")
+    if info.full_range:
+        # YBR_PARTIAL_420 says the samples have head- and footroom (PS3.3
+        # C.7.6.3.1.2); a full-range stream would show with crushed blacks.
+        reasons.append("full-range samples: YBR_PARTIAL_420 is limited range")
     return tuple(reasons)
 
 
@@ -338,6 +344,8 @@ def _read_stream(
         size_bytes=size,
         video_bytes=video_bytes,
         high_tier=_hevc_high_tier(stream),
+        full_range=context.color_range == _FULL_RANGE
+        or pixel_format.startswith("yuvj"),
     )
 
 
