@@ -516,14 +516,15 @@ def test_a_file_that_no_longer_opens_is_rejected(
 
 
 def test_an_ffmpeg_failure_names_the_file_and_leaves_nothing(
-    videos: Mapping[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    videos: Mapping[str, Path], tmp_path: Path
 ) -> None:
     path = videos["h264_baseline.mp4"]
-    monkeypatch.setattr(tonemap, "X264_PRESET", "no-such-preset")
+    # model_copy does not validate: the preset reaches x264, which refuses it.
+    settings = VideoSettings().model_copy(update={"preset": "no-such-preset"})
 
     problem = "could not be transcoded: FFmpeg reported Invalid argument"
     with pytest.raises(InputRejected, match=_about(path, problem)):
-        prepare_video(path, probe(path), VideoSettings(), tmp_path)
+        prepare_video(path, probe(path), settings, tmp_path)
     assert list(tmp_path.iterdir()) == []
 
 

@@ -44,9 +44,6 @@ Array = npt.NDArray[np.float64]
 Filter = tuple[str, dict[str, str]]  # an FFmpeg filter's name and options
 
 HDR_TRANSFERS = frozenset({"smpte2084", "arib-std-b67"})  # PQ and HLG
-# x264's speed for quality trade-off; not a setting (yet): "medium" is x264's
-# default, and encodes 1080p at about 20 frames/s on two cores.
-X264_PRESET = "medium"
 # ISO/IEC 14496-10 Table A-2: High Profile's MaxBR and MaxCPB at Level 4.1 are
 # 1.25 times Table A-1's, 62.5 Mbit/s and 78.125 Mbit; x264 gets a margin below.
 # 8x8dct, a High Profile tool, makes x264 write High Profile at every preset.
@@ -202,6 +199,7 @@ class PictureEncoder:
         source: av.VideoStream,
         out: OutputContainer,
         quality: int,
+        preset: str,
         origin: Fraction,
     ) -> None:
         """``origin``: the input's start time, which becomes the output's zero."""
@@ -209,7 +207,7 @@ class PictureEncoder:
         self._origin = origin
         source.codec_context.thread_type = "AUTO"
         options = {
-            "preset": X264_PRESET,
+            "preset": preset,
             "crf": str(quality),
             "profile": "high",
             "level": "4.1",

@@ -276,7 +276,9 @@ def _transcode(
         video = _video_stream(path, container)
         plan = plan_pictures(info, work_dir)
         origin = _origin(container)
-        encoder = PictureEncoder(plan, video, out, settings.quality, origin)
+        encoder = PictureEncoder(
+            plan, video, out, settings.quality, settings.preset, origin
+        )
         audio = _Audio(info, container, out, origin)
         frames = 0
         for packet in container.demux(video, *audio.sources):
