@@ -20,11 +20,11 @@ import pytest
 from pydicom.encaps import generate_fragments
 from pydicom.uid import HEVCM10P51, HEVCMP51, MPEG4HP41, VideoPhotographicImageStorage
 
-from pacsbridge.config import DicomDestination, Settings
+from pacsbridge.config import DicomDestination, Settings, VideoSettings
 from pacsbridge.context import CaptureContext, Patient
 from pacsbridge.deliver import dimse
 from pacsbridge.dicom.objects import JobObjects
-from tests.peers import Orthanc, dciodvfy, require_or_skip
+from tests.peers import Orthanc, StoreSCP, dciodvfy, require_or_skip
 from tests.videogen import ffprobe, videos
 
 PATIENT = Patient(patient_id="PBV-0001", patient_name="Test^Video")
@@ -198,3 +198,82 @@ port = {empty_orthanc.dicom_port}
     assert result.returncode == 3
     assert "hevc_main.mp4: is a video, and videos are turned off here" in result.stderr
     assert empty_orthanc.instances() == []
+
+
+def test_a_video_over_the_object_size_arrives_as_several_playable_instances(
+    tmp_path: Path, empty_orthanc: Orthanc
+) -> None:
+    require_or_skip(["ffmpeg", "ffprobe"])
+    long_video = tmp_path / "long.mp4"
+    subprocess.run(
+        ["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-f", "lavfi",
+         "-i", "testsrc2=size=640x360:rate=30:duration=3,noise=alls=60:allf=t",
+         "-c:v", "libx264", "-preset", "ultrafast", "-x264-params", "8x8dct=1",
+         "-profile:v", "high", "-pix_fmt", "yuv420p", "-g", "5", "-b:v", "8M",
+         "-maxrate", "8M", "-bufsize", "8M", str(long_video)],
+        check=True, timeout=120,
+    )  # fmt: skip
+    assert long_video.stat().st_size > 2 * 1024 * 1024
+    settings = settings_for(tmp_path, empty_orthanc).model_copy(
+        update={"video": VideoSettings(max_object_size=1024 * 1024)}
+    )
+    destination = settings.destinations[0]
+    assert isinstance(destination, DicomDestination)
+
+    with JobObjects.plan(
+        [long_video], CaptureContext(patient=PATIENT), settings
+    ) as job:
+        report = dimse.store(destination, settings.local, job)
+    assert report.delivered, report.error or report.outcomes
+
+    objects = sorted(
+        (
+            pydicom.dcmread(io.BytesIO(empty_orthanc.instance_file(i)))
+            for i in empty_orthanc.instances()
+        ),
+        key=lambda ds: int(ds.InstanceNumber),
+    )
+    assert len(objects) >= 3
+    assert [int(ds.InstanceNumber) for ds in objects] == list(
+        range(1, len(objects) + 1)
+    )
+    assert len({ds.SeriesInstanceUID for ds in objects}) == 1
+    for number, ds in enumerate(objects):
+        part = tmp_path / f"part{number}.mp4"
+        part.write_bytes(stream_of(ds))
+        assert part.stat().st_size <= 1024 * 1024 + 4096
+        [video] = ffprobe(part)["streams"]
+        assert ds.NumberOfFrames == int(video["nb_read_frames"])
+    assert sum(int(ds.NumberOfFrames) for ds in objects) == 90
+
+
+def test_a_destination_refusing_the_video_syntax_fails_it_and_still_takes_photos(
+    inputs: Mapping[str, Path], tmp_path: Path, storescp_implicit: StoreSCP
+) -> None:
+    settings = Settings.model_validate(
+        {
+            "local": {"data_dir": str(tmp_path / "data")},
+            "destinations": [
+                {
+                    "name": "old-pacs",
+                    "kind": "dicom",
+                    "ae_title": storescp_implicit.ae_title,
+                    "host": "127.0.0.1",
+                    "port": storescp_implicit.port,
+                }
+            ],
+        }
+    )
+    destination = settings.destinations[0]
+    assert isinstance(destination, DicomDestination)
+    files = [inputs["still.jpg"], inputs["hevc_main.mp4"]]
+
+    with JobObjects.plan(files, CaptureContext(patient=PATIENT), settings) as job:
+        report = dimse.store(destination, settings.local, job)
+
+    photo, video = report.outcomes
+    assert photo.state == "stored"
+    assert video.state == "failed"
+    assert "does not accept Video Photographic Image Storage in HEVC" in video.message
+    [stored] = storescp_implicit.files()
+    assert pydicom.dcmread(stored).file_meta.TransferSyntaxUID == "1.2.840.10008.1.2"
