@@ -14,12 +14,25 @@ import os
 import subprocess
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from pacsbridge.media.video import VideoInfo
 from tests.peers import require_or_skip
+
+# A 10 s 1080p30 H.264 High stream as probe() describes it, for rules tested on
+# streams described rather than encoded.
+H264_1080P30 = VideoInfo(
+    container="mov,mp4,m4a,3gp,3g2,mj2", codec="h264", profile="High", level=40,
+    pixel_format="yuv420p", bit_depth=8, chroma="4:2:0", width=1920, height=1080,
+    display_rotation=0, sample_aspect_ratio=Fraction(1), frame_rate=Fraction(30),
+    frame_count=300, duration_seconds=10.0, variable_frame_rate=False,
+    interlaced=False, color_transfer="", audio=(), other_streams=0,
+    size_bytes=10_000_000, video_bytes=9_000_000,
+)  # fmt: skip
 
 PATIENT_TAG = "Doe^Jane 1970-01-01"
 

@@ -21,7 +21,6 @@ import pytest
 from pacsbridge.errors import InputRejected
 from pacsbridge.media.video import (
     AudioTrack,
-    VideoInfo,
     audio_allowed,
     audio_problems,
     classify,
@@ -251,17 +250,9 @@ def test_missing_file_is_rejected(tmp_path: Path) -> None:
 
 # The limits themselves, on streams described rather than encoded.
 
-_H264_1080P30 = VideoInfo(
-    container="mov,mp4,m4a,3gp,3g2,mj2", codec="h264", profile="High", level=40,
-    pixel_format="yuv420p", bit_depth=8, chroma="4:2:0", width=1920, height=1080,
-    display_rotation=0, sample_aspect_ratio=Fraction(1), frame_rate=Fraction(30),
-    frame_count=300, duration_seconds=10.0, variable_frame_rate=False,
-    interlaced=False, color_transfer="", audio=(), other_streams=0,
-    size_bytes=10_000_000, video_bytes=9_000_000,
-)  # fmt: skip
 _HEVC_2160P60 = replace(
-    _H264_1080P30, codec="hevc", profile="Main", level=153, width=3840, height=2160,
-    frame_rate=Fraction(60), frame_count=600,
+    videogen.H264_1080P30, codec="hevc", profile="Main", level=153, width=3840,
+    height=2160, frame_rate=Fraction(60), frame_count=600,
 )  # fmt: skip
 
 
@@ -289,7 +280,7 @@ _HEVC_2160P60 = replace(
 def test_h264_limits_of_level_4_1(
     changes: dict[str, object], transfer_syntax: str | None, reason: str | None
 ) -> None:
-    classification = classify(replace(_H264_1080P30, **changes))  # type: ignore[arg-type]
+    classification = classify(replace(videogen.H264_1080P30, **changes))  # type: ignore[arg-type]
 
     assert classification.transfer_syntax == transfer_syntax
     if reason is not None:
@@ -336,7 +327,7 @@ def test_hevc_limits_of_level_5_1(
 def test_audio_constraints_of_ps3_5_8_2_12(
     track: AudioTrack, problem: str | None
 ) -> None:
-    info = replace(_H264_1080P30, audio=(track,))
+    info = replace(videogen.H264_1080P30, audio=(track,))
 
     assert audio_allowed(info) == (problem is None)
     if problem is not None:

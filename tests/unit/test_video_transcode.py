@@ -29,7 +29,7 @@ from pacsbridge.errors import InputRejected
 from pacsbridge.media import tonemap, transcode
 from pacsbridge.media.tonemap import hdr_to_sdr, plan_pictures, write_cube
 from pacsbridge.media.transcode import PreparedVideo, prepare_video, split_video
-from pacsbridge.media.video import VideoInfo, probe
+from pacsbridge.media.video import probe
 from tests import videogen
 from tests.videogen import PATIENT_TAG, ffmpeg_rgb, ffprobe, picture
 
@@ -420,16 +420,6 @@ def test_hdr_reference_white_becomes_nearly_sdr_white() -> None:
     assert hdr_to_sdr(hlg_75, "arib-std-b67") == pytest.approx(0.903, abs=0.005)
 
 
-_1080P30 = VideoInfo(
-    container="mov,mp4,m4a,3gp,3g2,mj2", codec="h264", profile="Main", level=40,
-    pixel_format="yuv420p", bit_depth=8, chroma="4:2:0", width=1920, height=1080,
-    display_rotation=0, sample_aspect_ratio=Fraction(1), frame_rate=Fraction(30),
-    frame_count=300, duration_seconds=10.0, variable_frame_rate=False,
-    interlaced=False, color_transfer="", audio=(), other_streams=0,
-    size_bytes=10_000_000, video_bytes=9_000_000,
-)  # fmt: skip
-
-
 @pytest.mark.parametrize(
     ("changes", "size", "rate"),
     [
@@ -462,7 +452,7 @@ _1080P30 = VideoInfo(
 def test_pictures_are_fitted_to_level_4_1(
     changes: dict[str, Any], size: tuple[int, int], rate: Fraction, tmp_path: Path
 ) -> None:
-    plan = plan_pictures(replace(_1080P30, **changes), tmp_path)
+    plan = plan_pictures(replace(videogen.H264_1080P30, **changes), tmp_path)
 
     assert (plan.width, plan.height, plan.rate) == (*size, rate)
     macroblocks = -(-plan.width // 16) * -(-plan.height // 16)
