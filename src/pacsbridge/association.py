@@ -8,7 +8,9 @@ error.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import socket
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -20,6 +22,7 @@ from pynetdicom import AE, _config, evt
 from pynetdicom.association import Association
 from pynetdicom.dul import DULServiceProvider
 from pynetdicom.presentation import PresentationContext
+from pynetdicom.transport import AssociationSocket
 
 from pacsbridge.config import LocalSettings
 from pacsbridge.dicom.uids import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
@@ -58,6 +61,21 @@ def presentation_context(
     cx.abstract_syntax = UID(sop_class)
     cx.transfer_syntax = [UID(ts) for ts in syntaxes]
     return cx
+
+
+def _shutdown_socket(self: AssociationSocket) -> None:
+    sock = self.socket
+    if sock is None:
+        return
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)  # fails on a socket that never connected
+    sock.close()
+
+
+# TODO: pynetdicom 3.0 skips close() when shutdown() fails, as it does after a
+# refused connection, and leaves the socket to the garbage collector; a service
+# that retries all day closes it itself. Drop this once pynetdicom closes it.
+AssociationSocket._shutdown_socket = _shutdown_socket  # type: ignore[method-assign]
 
 
 @contextmanager

@@ -223,6 +223,21 @@ class EquipmentSettings(_Section):
     software_version: LongString = ""
 
 
+class JobsSettings(_Section):
+    """How the service's workers retry and hold deliveries, and keep files."""
+
+    max_attempts: int = Field(default=10, ge=1, le=1000, strict=True)
+    retry_base_seconds: Annotated[float, Field(gt=0, le=86400, strict=True)] = 30.0
+    retry_max_seconds: Annotated[float, Field(gt=0, le=7 * 86400, strict=True)] = 3600.0
+    # A worker that stops renewing its lease (killed, cut off) loses its delivery
+    # to another after this long.
+    lease_seconds: Annotated[float, Field(ge=5, le=86400, strict=True)] = 300.0
+    poll_seconds: Annotated[float, Field(gt=0, le=60, strict=True)] = 1.0
+    workers: int = Field(default=2, ge=0, le=64, strict=True)
+    # Originals of a job delivered everywhere are removed after this many days.
+    retention_days: Annotated[float, Field(ge=0, le=3650, strict=True)] = 7.0
+
+
 class SeriesSettings(_Section):
     number: int = Field(default=1, ge=0, le=2**31 - 1, strict=True)
 
@@ -273,6 +288,7 @@ class Settings(_Section):
     series: SeriesSettings = SeriesSettings()
     image: ImageSettings = ImageSettings()
     video: VideoSettings = VideoSettings()
+    jobs: JobsSettings = JobsSettings()
 
     @model_validator(mode="after")
     def _unique_destination_names(self) -> Settings:

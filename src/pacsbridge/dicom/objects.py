@@ -83,15 +83,17 @@ class JobObjects:
         context: CaptureContext,
         settings: Settings,
         on_checked: Callable[[Path], None] | None = None,
+        work_dir: Path | None = None,
     ) -> JobObjects:
         """Check every input; InputRejected lists every file that cannot be used.
 
-        Videos that must be remuxed or transcoded are written to a work folder
-        under ``local.data_dir``, removed by :meth:`close`.
+        Videos that must be remuxed or transcoded are written to ``work_dir``,
+        kept for a stored job's later attempts; without it, to a folder under
+        ``local.data_dir`` that :meth:`close` removes.
         """
         if not paths:
             raise InputRejected(Path("."), "no input file was given")
-        work = _WorkFolder(settings.local.data_dir)
+        work = _WorkFolder(settings.local.data_dir, work_dir)
         planned: list[PlannedObject] = []
         problems: list[InputRejected] = []
         seen: set[object] = set()
@@ -256,11 +258,15 @@ class _WorkFolder:
     as its input, and /tmp is often a small RAM disk.
     """
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, fixed: Path | None = None) -> None:
         self._data_dir = data_dir
+        self._fixed = fixed
         self._path: Path | None = None
 
     def path(self) -> Path:
+        if self._fixed is not None:
+            self._fixed.mkdir(parents=True, exist_ok=True)
+            return self._fixed
         if self._path is None:
             parent = self._data_dir / "work"
             try:
