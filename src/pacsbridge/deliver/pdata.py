@@ -26,6 +26,9 @@ from pydicom.uid import UID
 Buffer = bytes | memoryview
 
 _IOV_BATCH = 512  # well under Linux's IOV_MAX of 1024
+# Bytes a batch may hold: with a peer that allows 4 MiB PDUs, 512 buffers could
+# pin hundreds of megabytes of a video read from its file.
+_BATCH_BYTES = 8 << 20
 _SMALLEST_PDU = 1024  # below this a peer is broken, not frugal
 _UNLIMITED_FRAGMENT = 1 << 22  # a peer that allows any PDU size still gets 4 MiB
 _COMMAND_LAST = 0x03  # message control header: command, last fragment
@@ -167,11 +170,13 @@ def _next_view(views: Iterator[memoryview]) -> memoryview:
 
 def _send_all(sock: socket.socket, buffers: Iterator[Buffer]) -> None:
     batch: list[Buffer] = []
+    size = 0
     for buffer in buffers:
         batch.append(buffer)
-        if len(batch) >= _IOV_BATCH:
+        size += len(buffer)
+        if len(batch) >= _IOV_BATCH or size >= _BATCH_BYTES:
             _sendmsg_all(sock, batch)
-            batch = []
+            batch, size = [], 0
     if batch:
         _sendmsg_all(sock, batch)
 
