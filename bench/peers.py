@@ -163,10 +163,22 @@ def storescu_all(files: Sequence[Path], port: int, max_pdu: int | None) -> None:
     the SOP classes the files need; without ``-xy`` storescu would try to
     decompress each JPEG to Explicit VR Little Endian and fail.
     """
-    argv = ["storescu", "-q", "-xy", "-R", "-aec", STORESCP_AE]
+    _run(storescu_argv(files, port, max_pdu, "-xy"), "storescu")
+
+
+def storescu_argv(
+    files: Sequence[Path], port: int, max_pdu: int | None, propose: str
+) -> list[str]:
+    """The storescu command that sends ``files`` to the storescp on ``port``.
+
+    ``propose`` is the option naming the compressed transfer syntax the files are
+    in: ``-xy`` for JPEG Baseline, ``-xn`` for MPEG-4 AVC/H.264 High Profile /
+    Level 4.1. Without the right one storescu would try to decompress them.
+    """
+    argv = ["storescu", "-q", propose, "-R", "-aec", STORESCP_AE]
     if max_pdu is not None:
         argv += ["-pdu", str(max_pdu)]
-    _run([*argv, "127.0.0.1", str(port), *map(str, files)], "storescu")
+    return [*argv, "127.0.0.1", str(port), *map(str, files)]
 
 
 def _run(argv: Sequence[str], what: str) -> None:

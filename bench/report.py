@@ -44,51 +44,63 @@ class Ratio:
 
 
 @dataclass(frozen=True)
-class _Comparison:
+class Comparison:
+    """How two figures are compared: their labels, and the target of the quotient.
+
+    Without a ``denominator`` the numerator's own figure is held to the target:
+    seconds, or with ``of_memory`` its peak RSS in MiB.
+    """
+
     label: str
     numerator: str
-    denominator: str
+    denominator: str | None
     of_memory: bool = False  # peak RSS instead of seconds
     target: float | None = None
     at_least: bool = False
 
 
-_COMPARISONS = (
-    _Comparison("DCMTK pair / pacsbridge, 16 KiB PDU", PAIR_16K, PB_16K,
-                target=TARGET_VS_DCMTK, at_least=True),
-    _Comparison("DCMTK pair / pacsbridge, 128 KiB PDU", PAIR_128K, PB_128K),
-    _Comparison("pacsbridge 16 KiB / loopback copy", PB_16K, COPY,
-                target=TARGET_16K_VS_COPY),
-    _Comparison("pacsbridge 128 KiB / loopback copy", PB_128K, COPY,
-                target=TARGET_128K_VS_COPY),
-    _Comparison("peak RSS, all photos / a quarter", PB_16K, PB_QUARTER,
-                of_memory=True, target=TARGET_RSS_GROWTH),
+PHOTO_COMPARISONS = (
+    Comparison("DCMTK pair / pacsbridge, 16 KiB PDU", PAIR_16K, PB_16K,
+               target=TARGET_VS_DCMTK, at_least=True),
+    Comparison("DCMTK pair / pacsbridge, 128 KiB PDU", PAIR_128K, PB_128K),
+    Comparison("pacsbridge 16 KiB / loopback copy", PB_16K, COPY,
+               target=TARGET_16K_VS_COPY),
+    Comparison("pacsbridge 128 KiB / loopback copy", PB_128K, COPY,
+               target=TARGET_128K_VS_COPY),
+    Comparison("peak RSS, all photos / a quarter", PB_16K, PB_QUARTER,
+               of_memory=True, target=TARGET_RSS_GROWTH),
 )  # fmt: skip
 
 
-def ratios(figures: Sequence[Figure]) -> list[Ratio]:
+def ratios(
+    figures: Sequence[Figure], comparisons: Sequence[Comparison] = PHOTO_COMPARISONS
+) -> list[Ratio]:
     """The comparisons the benchmark is for, with their targets, where measured."""
     by_label = {f.label: f for f in figures}
     found = []
-    for c in _COMPARISONS:
-        if c.numerator not in by_label or c.denominator not in by_label:
+    for c in comparisons:
+        if c.numerator not in by_label:
             continue  # not measured in this run (--skip-dcmtk)
-        value = _div(
-            _value(by_label[c.numerator], c), _value(by_label[c.denominator], c)
-        )
+        value = _value(by_label[c.numerator], c)
+        if c.denominator is not None:
+            if c.denominator not in by_label:
+                continue
+            value = _div(value, _value(by_label[c.denominator], c))
         found.append(_judge(c, value))
     return found
 
 
-def _value(figure: Figure, c: _Comparison) -> float | None:
-    return figure.peak_rss_kib if c.of_memory else figure.seconds
+def _value(figure: Figure, c: Comparison) -> float | None:
+    if not c.of_memory:
+        return figure.seconds
+    return None if figure.peak_rss_kib is None else figure.peak_rss_kib / 1024
 
 
 def _div(a: float | None, b: float | None) -> float | None:
     return a / b if a is not None and b else None
 
 
-def _judge(c: _Comparison, value: float | None) -> Ratio:
+def _judge(c: Comparison, value: float | None) -> Ratio:
     if c.target is None:
         return Ratio(c.label, value)
     target = f"{'>=' if c.at_least else '<='} {c.target:g}"
