@@ -14,74 +14,32 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-import av
-from av.container import InputContainer
-from av.stream import Disposition
-
 from pacsbridge.media.video import VideoInfo, audio_problems
 
-# Tags that describe the file, not the patient: they may stay in an as-is file.
-_FORMAT_TAGS = frozenset({"major_brand", "minor_version", "compatible_brands",
-                          "creation_time", "encoder", "software"})  # fmt: skip
-_STREAM_TAGS = frozenset({"language", "vendor_id", "creation_time", "encoder",
-                          "duration"})  # fmt: skip
-# handler_name is free text: these are what devices and FFmpeg write.
-_HANDLER_NAMES = frozenset({"VideoHandler", "SoundHandler", "Core Media Video",
-                            "Core Media Audio"})  # fmt: skip
 # ISO/IEC 14496-12 boxes of a plain MP4. Anything else (uuid boxes with XMP, user
 # data no demuxer shows as a tag, movie fragments) is left behind by a remux.
 _TOP_BOXES = frozenset({b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide"})
 _MOOV_BOXES = frozenset({b"mvhd", b"trak", b"udta", b"meta", b"iods"})
 
 
-def as_is_reasons(
-    path: Path, info: VideoInfo, container: InputContainer, video: av.VideoStream
-) -> tuple[tuple[str, ...], bool]:
+def as_is_reasons(path: Path, info: VideoInfo) -> tuple[tuple[str, ...], bool]:
     """Why a conforming stream cannot stay in its file as it is, if it cannot,
-    and whether an edit list hides frames, which a remux would show.
-
-    ``container`` is ``path`` opened, ``video`` the stream ``info`` describes.
-    """
+    and whether an edit list hides frames, which a remux would show."""
     mp4 = info.container.startswith("mov,mp4")
     reasons = [*audio_problems(info)]
     if mp4:
         reasons += _box_reasons(path)
     else:
         reasons.append(f"{info.container.split(',')[0]} container, not MP4")
-    tag = video.codec_context.codec_tag
-    if mp4 and tag not in ("avc1", "avc3", "hvc1"):
-        reasons.append(f"'{_printable(tag.encode())}' sample entry")  # hev1
-    reasons += leftovers(container, video)
+    if mp4 and info.codec_tag not in ("avc1", "avc3", "hvc1"):
+        tag = _printable(info.codec_tag.encode())
+        reasons.append(f"'{tag}' sample entry")  # hev1
+    reasons += info.leftovers
     # probe() counts the frames shown: the sample table may hold more.
-    hidden = max(0, video.frames - info.frame_count)
+    hidden = max(0, info.indexed_frames - info.frame_count)
     if hidden:
         reasons.append(f"an edit list hides {hidden} of its frames")
     return tuple(reasons), bool(hidden)
-
-
-def leftovers(container: InputContainer, video: av.VideoStream) -> list[str]:
-    """The other tracks and the tags that might name the patient (names only)."""
-    found = []
-    for stream in container.streams:
-        if stream is not video and stream.type != "audio":
-            found.append(_track_kind(stream))
-    tags = {name.lower() for name in container.metadata} - _FORMAT_TAGS
-    for stream in (video, *container.streams.audio):
-        names = {name.lower() for name in stream.metadata} - _STREAM_TAGS
-        if stream.metadata.get("handler_name") in _HANDLER_NAMES:
-            names.discard("handler_name")
-        tags |= names
-    if tags:
-        found.append(f"metadata tags ({', '.join(sorted(tags))})")
-    return found
-
-
-def _track_kind(stream: av.stream.Stream) -> str:
-    if stream.disposition & Disposition.attached_pic:
-        return "cover art"
-    if "timecode" in stream.metadata:
-        return "timecode track"
-    return f"{stream.type} track"
 
 
 def _box_reasons(path: Path) -> list[str]:

@@ -37,9 +37,9 @@ from pydicom.uid import UID
 
 from pacsbridge.config import VideoSettings
 from pacsbridge.errors import InputRejected
-from pacsbridge.media.containers import as_is_reasons, leftovers
+from pacsbridge.media.containers import as_is_reasons
 from pacsbridge.media.tonemap import PictureEncoder, plan_pictures
-from pacsbridge.media.video import VideoInfo, audio_problems, classify, probe
+from pacsbridge.media.video import VideoInfo, audio_problems, classify, leftovers, probe
 
 logger = logging.getLogger(__name__)
 
@@ -74,9 +74,7 @@ def prepare_video(
     classification = classify(info)
     reasons = classification.reasons
     if classification.transfer_syntax is not None:
-        with _open(path) as container:
-            video = _video_stream(path, container)
-            reasons, hidden = as_is_reasons(path, info, container, video)
+        reasons, hidden = as_is_reasons(path, info)
         if not reasons:
             uid = UID(classification.transfer_syntax)
             return PreparedVideo(path, info, uid, "as-is", (), ())

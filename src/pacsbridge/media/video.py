@@ -42,6 +42,16 @@ _TRANSFERS = {
 }
 
 
+# Tags that describe the file, not the patient: they may stay in an as-is file.
+_FORMAT_TAGS = frozenset({"major_brand", "minor_version", "compatible_brands",
+                          "creation_time", "encoder", "software"})  # fmt: skip
+_STREAM_TAGS = frozenset({"language", "vendor_id", "creation_time", "encoder",
+                          "duration"})  # fmt: skip
+# handler_name is free text: these are what devices and FFmpeg write.
+_HANDLER_NAMES = frozenset({"VideoHandler", "SoundHandler", "Core Media Video",
+                            "Core Media Audio"})  # fmt: skip
+
+
 @dataclass(frozen=True)
 class _Level:
     name: str
@@ -128,6 +138,9 @@ class VideoInfo:
     video_bytes: int = 0
     high_tier: bool = False  # HEVC general_tier_flag, from the hvcC record
     full_range: bool = False  # samples span 0-255, as JPEG's do
+    codec_tag: str = ""  # the sample entry: "avc1", "hvc1", "hev1"...
+    leftovers: tuple[str, ...] = ()  # other tracks, and tags that may name someone
+    indexed_frames: int = 0  # what the index lists, edit lists aside
 
     @property
     def audio_codecs(self) -> tuple[str, ...]:
@@ -346,6 +359,9 @@ def _read_stream(
         high_tier=_hevc_high_tier(stream),
         full_range=context.color_range == _FULL_RANGE
         or pixel_format.startswith("yuvj"),
+        codec_tag=context.codec_tag,
+        leftovers=tuple(leftovers(container, stream)),
+        indexed_frames=stream.frames,
     )
 
 
@@ -444,6 +460,31 @@ def _hevc_high_tier(stream: VideoStream) -> bool:
     if stream.codec.canonical_name != "hevc" or len(extradata) < 2 or extradata[0] != 1:
         return False
     return bool(extradata[1] & 0x20)
+
+
+def leftovers(container: av.container.InputContainer, video: VideoStream) -> list[str]:
+    """The other tracks and the tags that might name the patient (names only)."""
+    found = []
+    for stream in container.streams:
+        if stream is not video and stream.type != "audio":
+            found.append(_track_kind(stream))
+    tags = {name.lower() for name in container.metadata} - _FORMAT_TAGS
+    for stream in (video, *container.streams.audio):
+        names = {name.lower() for name in stream.metadata} - _STREAM_TAGS
+        if stream.metadata.get("handler_name") in _HANDLER_NAMES:
+            names.discard("handler_name")
+        tags |= names
+    if tags:
+        found.append(f"metadata tags ({', '.join(sorted(tags))})")
+    return found
+
+
+def _track_kind(stream: av.stream.Stream) -> str:
+    if stream.disposition & av.stream.Disposition.attached_pic:
+        return "cover art"
+    if "timecode" in stream.metadata:
+        return "timecode track"
+    return f"{stream.type} track"
 
 
 def _audio_track(stream: av.audio.stream.AudioStream) -> AudioTrack:
