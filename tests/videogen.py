@@ -176,6 +176,8 @@ INPUTS: dict[str, list[list[str]]] = {
         [*picture("128x96", "30", "0.5"), "-c:v", "libsvtav1", "-preset", "12"],
     ],
     "mjpeg.avi": [[*picture("320x240", "30"), "-c:v", "mjpeg", "-q:v", "5"]],
+    # H.264 High with B-frames in AVI: conforming, but AVI keeps decode order only.
+    "h264_bframes.avi": [[*picture("320x240", "30", "0.5"), *_X264, "-bf", "2"]],
     "mjpeg.mov": [[*picture("320x240", "30"), "-c:v", "mjpeg", "-q:v", "5"]],
     "h264_aac.mkv": [
         [*picture("640x360", "30"), *_TONE, *_X264, "-ac", "2", "-c:a", "aac"],

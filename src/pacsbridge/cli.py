@@ -10,6 +10,7 @@ import datetime as dt
 import io
 import json
 import logging
+import signal
 import sys
 import uuid
 from pathlib import Path
@@ -347,7 +348,8 @@ def dicomize(
         reason = exc.strerror or str(exc)
         err.print(f"error: {out_dir}: cannot write ({reason})")
         raise typer.Exit(2) from None
-    out.print(f"Wrote {len(job)} DICOM objects to {out_dir}", highlight=False)
+    objects = "object" if len(job) == 1 else "objects"
+    out.print(f"Wrote {len(job)} DICOM {objects} to {out_dir}", highlight=False)
 
 
 @app.command()
@@ -418,7 +420,7 @@ def send(
         job.close()
     failed = [r for r in reports if not r.delivered]
     for report in reports:
-        _print_report(report)
+        _print_report(report, job)
     stored = sum(r.count("stored") + r.count("warning") for r in reports)
     out.print(
         f"Job {job_id}: {stored} of {len(job) * len(reports)} objects delivered to "
@@ -451,11 +453,14 @@ def _store_with_progress(
         return dimse.store(dest, settings.local, job, on_sent=sent)
 
 
-def _print_report(report: dimse.DeliveryReport) -> None:
+def _print_report(report: dimse.DeliveryReport, job: JobObjects) -> None:
+    inputs = {obj.sop_instance_uid: obj.path for obj in job.planned}
     for outcome in report.outcomes:
         if outcome.state in ("failed", "warning") and not outcome.association_lost:
+            source = printable(str(inputs.get(outcome.sop_instance_uid, "")))
             err.print(
-                f"{report.destination}: {outcome.sop_instance_uid} {outcome.message}",
+                f"{report.destination}: {source} ({outcome.sop_instance_uid}) "
+                f"{outcome.message}",
                 highlight=False,
             )
     if report.error:
@@ -508,4 +513,11 @@ def main() -> None:
     for stream in (sys.stdout, sys.stderr):
         if isinstance(stream, io.TextIOWrapper):
             stream.reconfigure(errors="backslashreplace")
+    # A stop from systemd, docker or timeout unwinds like Ctrl-C does: the
+    # association is aborted and the job's work folder removed on the way out.
+    signal.signal(signal.SIGTERM, _terminated)
     app()
+
+
+def _terminated(signum: int, _: object) -> None:
+    raise SystemExit(128 + signum)

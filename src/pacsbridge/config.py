@@ -262,7 +262,8 @@ _LARGEST_OBJECT = 4_000_000_000
 
 class VideoSettings(_Section):
     enabled: Switch = True
-    quality: int = Field(default=23, ge=0, le=51, strict=True, description="x264 CRF")
+    # x264's CRF; 0 would be lossless, which High Profile cannot carry.
+    quality: int = Field(default=23, ge=1, le=51, strict=True, description="x264 CRF")
     # x264's speed for size trade-off. On two cores "veryfast" encodes 1080p at
     # about three times the speed of x264's default "medium", for a larger file.
     preset: Literal[

@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import subprocess
 import sys
+import time
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -277,3 +278,38 @@ def test_a_destination_refusing_the_video_syntax_fails_it_and_still_takes_photos
     assert "does not accept Video Photographic Image Storage in HEVC" in video.message
     [stored] = storescp_implicit.files()
     assert pydicom.dcmread(stored).file_meta.TransferSyntaxUID == "1.2.840.10008.1.2"
+
+
+def test_a_send_stopped_by_sigterm_leaves_no_video_behind(
+    inputs: Mapping[str, Path], tmp_path: Path, empty_orthanc: Orthanc
+) -> None:
+    config = tmp_path / "pacsbridge.toml"
+    config.write_text(
+        f"""
+[local]
+data_dir = "{tmp_path / "data"}"
+[video]
+preset = "veryslow"
+[[destinations]]
+name = "archive"
+kind = "dicom"
+ae_title = "{empty_orthanc.ae_title}"
+host = "127.0.0.1"
+port = {empty_orthanc.dicom_port}
+"""
+    )
+    send = subprocess.Popen(
+        [sys.executable, "-m", "pacsbridge", "--config", str(config), "send",
+         str(inputs["h264_4k30.mp4"]), "--patient-id", "PBV-0004"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    work = tmp_path / "data" / "work"
+    deadline = time.monotonic() + 60
+    while not any(work.glob("job-*/*")) and time.monotonic() < deadline:
+        time.sleep(0.05)  # until the transcode has begun writing
+    send.terminate()
+    _, stderr = send.communicate(timeout=60)
+
+    assert send.returncode == 143, stderr
+    assert list(work.iterdir()) == [], "the work folder went with the job"
+    assert empty_orthanc.instances() == []

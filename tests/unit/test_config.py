@@ -199,6 +199,20 @@ def test_bad_image_quality_is_refused(tmp_path: Path, quality: str) -> None:
         load_settings(path)
 
 
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("quality", "0"), ("quality", "52"), ("preset", '"placebo"'),
+     ("max_object_size", "1000"), ("max_object_size", "5000000000")],
+)  # fmt: skip
+def test_bad_video_settings_are_refused(tmp_path: Path, key: str, value: str) -> None:
+    # quality 0 would be lossless, which High Profile cannot carry; an object
+    # larger than 4 GB cannot be one fragment.
+    path = _config(tmp_path, f"[video]\n{key} = {value}\n")
+
+    with pytest.raises(ConfigError, match=_about(path, rf"video\.{key}")):
+        load_settings(path)
+
+
 def test_too_long_ae_title_is_refused(tmp_path: Path) -> None:
     path = _config(tmp_path, '[local]\nae_title = "A-VERY-LONG-AE-TITLE"\n')
 

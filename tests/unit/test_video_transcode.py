@@ -127,6 +127,9 @@ CASES: dict[str, Case] = {
     "vp9.webm": ("transcoded", H264_HIGH_41, (320, 240), Fraction(30), 30, None, ()),
     "av1.mp4": ("transcoded", H264_HIGH_41, (128, 96), Fraction(30), 15, None, ()),
     "mjpeg.avi": ("transcoded", H264_HIGH_41, (320, 240), Fraction(30), 30, None, ()),
+    "h264_bframes.avi": (
+        "transcoded", H264_HIGH_41, (320, 240), Fraction(30), 15, None, (),
+    ),
     "mjpeg.mov": ("transcoded", H264_HIGH_41, (320, 240), Fraction(30), 30, None, ()),
 }  # fmt: skip
 REMUXED = [name for name, case in CASES.items() if case[0] == "remuxed"]

@@ -196,7 +196,10 @@ def _prepare(
         built = job.build(obj)
     except InputRejected as exc:
         # The file changed or vanished after the job was checked.
-        return ObjectOutcome(uid, "failed", message=f"{exc} (since it was checked)")
+        message = str(exc)
+        if "since it was checked" not in message:
+            message += " (since it was checked)"
+        return ObjectOutcome(uid, "failed", message=message)
     if syntax != obj.transfer_syntax:
         built = built.uncompressed()
     return _Request(

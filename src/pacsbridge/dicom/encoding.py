@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import os
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -69,25 +70,38 @@ class FilePixels:
     """A whole file as Pixel Data (an MPEG-4 stream), read in chunks when sent.
 
     Only a chunk or two is in memory at a time, whatever the file's size. The
-    file must still be ``length`` bytes long when it is read: a file that changed
-    since it was checked raises OSError rather than send a damaged stream.
+    file must be as it was checked (``identity``: size, mtime in ns, inode) until
+    its last byte is read: a file changed meanwhile raises OSError before the
+    last chunk goes out, so no destination stores a stream the job did not check,
+    and two destinations never get different bytes under one SOP Instance UID.
     """
 
     path: Path
     length: int
     transfer_syntax: UID
+    identity: tuple[int, int, int] | None = None
 
     def parts(self) -> Iterator[Buffer]:
         remaining = self.length
         with self.path.open("rb") as file:
+            self._check(file)
             while remaining > 0:
                 chunk = file.read(min(_CHUNK, remaining))
                 if not chunk:
                     raise OSError(f"{self.path.name} became shorter while being sent")
                 remaining -= len(chunk)
+                if remaining == 0:
+                    self._check(file)
                 yield chunk
             if file.read(1):
                 raise OSError(f"{self.path.name} became longer while being sent")
+
+    def _check(self, file: BinaryIO) -> None:
+        if self.identity is None:
+            return
+        stat = os.fstat(file.fileno())
+        if (stat.st_size, stat.st_mtime_ns, stat.st_ino) != self.identity:
+            raise OSError(f"{self.path.name} has changed since it was checked")
 
 
 @dataclass(frozen=True)

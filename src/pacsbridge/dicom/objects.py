@@ -9,10 +9,12 @@ flat in the number of pictures: a sender holds the object on the wire and the ne
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -188,9 +190,10 @@ def _plan_input(
         )
     info = video.probe(path)
     prepared = prepare_video(path, info, settings.video, work.path())
-    parts = split_video(prepared, settings.video.max_object_size, work.path())
+    limit = settings.video.max_object_size
+    parts = split_video(prepared, limit, work.path())
     return [
-        _plan_video(path, part, info, number + index)
+        _plan_video(path, part, info, number + index, limit)
         for index, part in enumerate(parts)
     ]
 
@@ -207,7 +210,11 @@ def _plan_still(path: Path, still: Still, number: int) -> PlannedObject:
 
 
 def _plan_video(
-    path: Path, prepared: PreparedVideo, source: video.VideoInfo, number: int
+    path: Path,
+    prepared: PreparedVideo,
+    source: video.VideoInfo,
+    number: int,
+    limit: int,
 ) -> PlannedObject:
     info = prepared.info
     stat = prepared.file.stat()
@@ -221,13 +228,21 @@ def _plan_video(
         frame_rate=info.frame_rate,
         source_format=source.codec,
         derived=prepared.path_taken == "transcoded",
+        identity=(stat.st_size, stat.st_mtime_ns, stat.st_ino),
     )
     logger.info(
         "video input %d: %s, %s", number, prepared.path_taken, prepared.transfer_syntax
     )
-    taken = f"{prepared.path_taken}, sent as {prepared.transfer_syntax.name}"
+    taken = f"{prepared.path_taken}, as {prepared.transfer_syntax.name}"
     if prepared.reasons:
         taken += f" ({'; '.join(prepared.reasons)})"
+    oversize: tuple[str, ...] = ()
+    if stat.st_size > limit:
+        # split_video cuts at key frames only: one group of pictures is whole.
+        oversize = (
+            f"{stat.st_size} bytes, more than video.max_object_size: its key "
+            "frames are too far apart to cut it there",
+        )
     return PlannedObject(
         path=path,
         sop_class_uid=VideoPhotographicImageStorage,
@@ -236,7 +251,7 @@ def _plan_video(
         instance_number=number,
         check=InputCheck(stat.st_size, stat.st_mtime_ns, stat.st_ino),
         video=stream,
-        notes=(taken, *prepared.notes),
+        notes=(taken, *prepared.notes, *oversize),
     )
 
 
@@ -249,6 +264,19 @@ def _check_unchanged(obj: PlannedObject) -> None:
     now = InputCheck(stat.st_size, stat.st_mtime_ns, stat.st_ino)
     if not now.same_file(obj.check):
         raise InputRejected(obj.path, "has changed since it was checked")
+
+
+_STALE = 24 * 3600  # seconds: no job of the command line runs this long
+
+
+def _sweep(parent: Path) -> None:
+    # A job killed outright (kill -9, a power cut) leaves its folder behind:
+    # video of a patient at rest. The next job removes what is a day old.
+    cutoff = time.time() - _STALE
+    for folder in parent.glob("job-*"):
+        with contextlib.suppress(OSError):
+            if folder.stat().st_mtime < cutoff:
+                shutil.rmtree(folder, ignore_errors=True)
 
 
 class _WorkFolder:
@@ -271,6 +299,7 @@ class _WorkFolder:
             parent = self._data_dir / "work"
             try:
                 parent.mkdir(parents=True, exist_ok=True)
+                _sweep(parent)
                 self._path = Path(tempfile.mkdtemp(prefix="job-", dir=parent))
             except OSError as exc:
                 raise ConfigError(

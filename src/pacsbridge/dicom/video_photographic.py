@@ -40,6 +40,7 @@ class VideoStream:
     frame_rate: Fraction
     source_format: str  # the codec the input arrived in, e.g. "h264", "vp9"
     derived: bool  # transcoded: the pictures are not the camera's own
+    identity: tuple[int, int, int] | None = None  # size, mtime_ns, inode checked
 
 
 def build_video_photographic(
@@ -66,7 +67,7 @@ def build_video_photographic(
         sop_instance_uid,
         video.transfer_syntax,
     )
-    pixels = FilePixels(video.file, video.size, video.transfer_syntax)
+    pixels = FilePixels(video.file, video.size, video.transfer_syntax, video.identity)
     return BuiltObject(ds, pixels)
 
 

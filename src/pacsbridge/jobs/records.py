@@ -114,6 +114,8 @@ def _planned(item: Item, data_dir: Path) -> PlannedObject:
     video = check = None
     if item.video is not None:
         record = item.video
+        size, mtime_ns, inode = (int(v) for v in record["check"])  # type: ignore[attr-defined]
+        check = InputCheck(size, mtime_ns, inode)
         video = VideoStream(
             file=data_dir / str(record["file"]),
             size=int(str(record["size"])),
@@ -124,9 +126,8 @@ def _planned(item: Item, data_dir: Path) -> PlannedObject:
             frame_rate=Fraction(str(record["frame_rate"])),
             source_format=str(record["source_format"]),
             derived=bool(record["derived"]),
+            identity=(size, mtime_ns, inode),
         )
-        size, mtime_ns, inode = (int(v) for v in record["check"])  # type: ignore[attr-defined]
-        check = InputCheck(size, mtime_ns, inode)
     return PlannedObject(
         path=data_dir / item.path,
         sop_class_uid=UID(item.sop_class_uid),

@@ -7,6 +7,7 @@ video goes to the stills reader, whose error names the problem.
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 
 # ISO/IEC 23008-12 (HEIF) and AV1 image brands: stills, even when they hold an
@@ -24,9 +25,12 @@ _TS_PACKET = 188
 def is_video(path: Path) -> bool:
     """True when ``path`` starts like a video container FFmpeg reads."""
     try:
+        # Only a regular file is opened: a FIFO would block the open for ever.
+        if not stat.S_ISREG(path.stat().st_mode):
+            return False  # the stills reader says what it is instead
         with path.open("rb") as file:
             head = file.read(_SNIFF)
-    except OSError:
+    except (OSError, RuntimeError):  # RuntimeError: a symlink loop
         return False  # the stills reader says why it cannot be read
     return _looks_like_video(head)
 

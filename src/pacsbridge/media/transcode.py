@@ -46,6 +46,7 @@ logger = logging.getLogger(__name__)
 AAC_BIT_RATE = 192_000
 
 _OPEN_OPTIONS = {"probesize": str(10_000_000), "analyzeduration": str(10_000_000)}
+_NO_PRESENTATION_TIMES = frozenset({"avi"})
 _MP4_OPTIONS = {"movflags": "+faststart"}  # moov first: viewers start at once
 # What a part's index costs beyond its samples: the sample tables (sizes, times,
 # offsets) take at most this per sample, the other boxes well under the header.
@@ -78,7 +79,11 @@ def prepare_video(
         if not reasons:
             uid = UID(classification.transfer_syntax)
             return PreparedVideo(path, info, uid, "as-is", (), ())
-        if not hidden:
+        if info.container in _NO_PRESENTATION_TIMES:
+            # AVI stores decode order only: a copy of a stream with B-frames
+            # would show its frames out of order. Decoding puts them right.
+            reasons = (*reasons, "AVI keeps no presentation times")
+        elif not hidden:
             return _remux(path, info, reasons, work_dir)
     return _transcode(path, info, reasons, settings, work_dir)
 
@@ -407,7 +412,12 @@ def _writing(path: Path, action: str, targets: list[Path]) -> Iterator[None]:
         yield
     except av.FFmpegError as exc:
         _remove(targets)
-        problem = f"could not be {action}: FFmpeg reported {exc.strerror}"
+        reported = exc.strerror or ""
+        if not reported or reported.startswith("Error number"):
+            # FFmpeg has no words for it: in practice damaged data.
+            problem = f"could not be {action}: it is damaged (FFmpeg cannot read it)"
+        else:
+            problem = f"could not be {action}: FFmpeg reported {reported}"
         raise InputRejected(path, problem) from exc
     except BaseException:
         _remove(targets)
