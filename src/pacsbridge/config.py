@@ -109,6 +109,9 @@ class ServerSettings(_Section):
 
 class ApiSettings(_Section):
     keys: tuple[str, ...] = ()
+    # Enforced while an upload streams: a request over either is refused (413).
+    max_upload_bytes: int = Field(default=8 * 1024**3, ge=1024, strict=True)
+    max_upload_files: int = Field(default=200, ge=1, le=10_000, strict=True)
 
 
 SopClassChoice = Literal["secondary-capture", "vl-photographic"]
