@@ -245,3 +245,26 @@ def test_originals_are_removed_once_delivered_everywhere_after_the_retention(
 
     assert not folder.exists()
     assert store.job(job_id).originals_removed_at is not None
+
+
+def test_a_job_cancelled_while_it_is_sent_stops_after_the_object_on_the_wire(
+    tmp_path: Path,
+    store: JobStore,
+    storescp_all: StoreSCP,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = settings_for(tmp_path / "data", storescp_all.port, storescp_all.ae_title)
+    job_id = submit(store, settings, uploads(tmp_path / "up", 3), CONTEXT, None, "t")
+    record = store.record_object
+
+    def record_then_cancel(*args: object, **kwargs: object) -> None:
+        record(*args, **kwargs)  # type: ignore[arg-type]
+        store.cancel(job_id, "admin")  # an admin presses Cancel now
+
+    monkeypatch.setattr(store, "record_object", record_then_cancel)
+    Worker(store, settings).run_once()
+
+    view = job_view(store.job(job_id))
+    assert view["state"] == "cancelled"
+    assert [i["state"] for i in view["items"]].count("delivered") == 0
+    assert len(storescp_all.files()) == 1

@@ -21,6 +21,7 @@ import uuid
 from pacsbridge.config import DicomDestination, Settings
 from pacsbridge.deliver import dimse
 from pacsbridge.dicom.objects import PlannedObject
+from pacsbridge.errors import AssociationError
 from pacsbridge.jobs import records
 from pacsbridge.jobs.store import Claim, JobStore, now
 
@@ -35,9 +36,15 @@ class Worker:
         self.settings = settings
         self.name = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._lease = dt.timedelta(seconds=settings.jobs.lease_seconds)
+        self._stop = threading.Event()
 
     def run(self, stop: threading.Event) -> None:
-        """Work until ``stop`` is set; idle polls every ``jobs.poll_seconds``."""
+        """Work until ``stop`` is set; idle polls every ``jobs.poll_seconds``.
+
+        A delivery under way stops after the object on the wire when ``stop``
+        is set; it is retried at once by whichever worker runs next.
+        """
+        self._stop = stop
         logger.info("worker %s started", self.name)
         last_cleanup = 0.0
         while not stop.is_set():
@@ -79,6 +86,8 @@ class Worker:
             stop_renewing.set()
             renewer.join()
         retry_at = self._retry_at(claim.attempts) if error else None
+        if error and self._stop.is_set():
+            retry_at = now()  # stopped, not failed: the next worker goes on
         state = self.store.finish(
             claim, self.name, error=error, retry_at=retry_at, bytes_sent=sent
         )
@@ -102,6 +111,12 @@ class Worker:
                     claim, str(obj.sop_instance_uid), outcome.state,
                     outcome.status, outcome.message,
                 )  # fmt: skip
+            # Between objects: a cancel or a stop ends the association here
+            # (an abort), and the objects not sent stay unsent.
+            if self._stop.is_set():
+                raise AssociationError("the worker is stopping")
+            if not self.store.still_wanted(claim, self.name):
+                raise AssociationError("the delivery was cancelled")
 
         report = dimse.store(destination, self.settings.local, objects, on_sent=sent)
         if report.delivered:
