@@ -1,5 +1,8 @@
 """The command line: ``pacsbridge [--config FILE] [--log-level LEVEL] COMMAND``.
 
+The job's own commands live here (echo, lookup, dicomize, send, demo, version);
+the service's in cli_service.py; what all share in cli_app.py.
+
 Exit codes: 0 done; 1 delivery failed; 2 usage or configuration error; 3 input
 rejected.
 """
@@ -7,7 +10,6 @@ rejected.
 from __future__ import annotations
 
 import datetime as dt
-import getpass
 import io
 import json
 import logging
@@ -15,10 +17,9 @@ import signal
 import sys
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -29,7 +30,8 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from pacsbridge import __version__, logs, lookup
+from pacsbridge import __version__, cli_service, lookup
+from pacsbridge.cli_app import app, err, fail, load_cli_settings, out
 from pacsbridge.cli_context import (
     Accession,
     BirthDate,
@@ -48,45 +50,15 @@ from pacsbridge.cli_context import (
     job_context,
     printable,
 )
-from pacsbridge.config import Destination, DicomDestination, Settings, load_settings
+from pacsbridge.config import Destination, DicomDestination, Settings
 from pacsbridge.context import CaptureContext
 from pacsbridge.deliver import dimse
 from pacsbridge.dicom.objects import JobObjects
-from pacsbridge.errors import ConfigError, InputRejected, PacsBridgeError
+from pacsbridge.errors import ConfigError, PacsBridgeError
 from pacsbridge.lookup.apply import TypedContext
 
-if TYPE_CHECKING:
-    from pacsbridge.jobs.store import JobStore
-
 logger = logging.getLogger(__name__)
-# Messages carry file names, AE titles and peers' comments: printed as they are,
-# never read as Rich markup.
-out = Console(soft_wrap=True, markup=False, highlight=False)
-err = Console(stderr=True, soft_wrap=True, markup=False, highlight=False)
 
-app = typer.Typer(
-    name="pacsbridge",
-    help=(
-        "PacsBridge turns clinical photos into DICOM objects for the right patient "
-        "and stores them in your PACS.\n\n"
-        "Exit codes: 0 done, 1 delivery failed, 2 usage or configuration error, "
-        "3 input rejected."
-    ),
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--config",
-        help="Configuration file (TOML). Default: $PACSBRIDGE_CONFIG, else "
-        "./pacsbridge.toml when present, else built-in defaults.",
-        dir_okay=False,
-        metavar="FILE",
-    ),
-]
 Files = Annotated[
     list[Path],
     typer.Argument(
@@ -96,49 +68,6 @@ Files = Annotated[
         metavar="FILE",
     ),
 ]
-
-
-class _State:
-    config: Path | None = None
-    log_level: str | None = None
-
-
-_state = _State()
-
-
-@app.callback()
-def _main(
-    config: ConfigOption = None,
-    log_level: Annotated[
-        str | None,
-        typer.Option(
-            "--log-level",
-            help="DEBUG, INFO, WARNING or ERROR (overrides local.log_level).",
-            metavar="LEVEL",
-        ),
-    ] = None,
-) -> None:
-    _state.config = config
-    _state.log_level = log_level.upper() if log_level else None
-
-
-def _settings() -> Settings:
-    settings = load_settings(_state.config)
-    level = _state.log_level or settings.local.log_level
-    if level not in logs.LEVELS:
-        raise ConfigError(f"--log-level: unknown level {level!r}")
-    logs.configure(level)
-    return settings
-
-
-def _fail(exc: PacsBridgeError) -> NoReturn:
-    if isinstance(exc, InputRejected):
-        for rejected in exc.rejected:
-            err.print(f"rejected: {rejected}")
-        err.print("Nothing of the job was done: fix or leave out the files above.")
-    else:
-        err.print(f"error: {exc}")
-    raise typer.Exit(exc.exit_code)
 
 
 def _dicom_only(dest: Destination) -> DicomDestination:
@@ -158,11 +87,11 @@ def echo(
 ) -> None:
     """Check a destination answers: DICOM C-ECHO (verification)."""
     try:
-        settings = _settings()
+        settings = load_cli_settings()
         dest = _dicom_only(settings.destination(destination))
         seconds = dimse.echo(dest, settings.local)
     except PacsBridgeError as exc:
-        _fail(exc)
+        fail(exc)
     except KeyboardInterrupt:
         err.print("Interrupted: no answer was awaited further.")
         raise typer.Exit(130) from None
@@ -213,7 +142,7 @@ def lookup_command(
 ) -> None:
     """Find patients and orders: worklist entries or existing studies."""
     try:
-        settings = _settings()
+        settings = load_cli_settings()
         chosen = _provider(provider)
         query = lookup.LookupQuery(
             patient_name=name,
@@ -226,7 +155,7 @@ def lookup_command(
         )
         result = lookup.search(settings, query, chosen)
     except PacsBridgeError as exc:
-        _fail(exc)
+        fail(exc)
     except KeyboardInterrupt:
         err.print("Interrupted: the search was stopped.")
         raise typer.Exit(130) from None
@@ -329,7 +258,7 @@ def dicomize(
 ) -> None:
     """Write the DICOM objects for FILES into a folder; send nothing."""
     try:
-        settings = _settings()
+        settings = load_cli_settings()
         context = job_context(
             settings,
             TypedContext(
@@ -344,7 +273,7 @@ def dicomize(
             for obj, built in job:
                 built.write(out_dir / f"{obj.sop_instance_uid}.dcm")
     except PacsBridgeError as exc:
-        _fail(exc)
+        fail(exc)
     except KeyboardInterrupt:
         err.print("Interrupted: each file written is whole; the rest were not written.")
         raise typer.Exit(130) from None
@@ -386,7 +315,7 @@ def send(
     """Convert FILES and store them in the destinations now, as one job."""
     job_id = uuid.uuid4().hex[:12]
     try:
-        settings = _settings()
+        settings = load_cli_settings()
         destinations = [_dicom_only(d) for d in settings.pick_destinations(to)]
         context = job_context(
             settings,
@@ -399,7 +328,7 @@ def send(
         )  # fmt: skip
         job = _plan(files, context, settings)
     except PacsBridgeError as exc:
-        _fail(exc)
+        fail(exc)
     except KeyboardInterrupt:
         err.print("Interrupted before sending: nothing was sent.")
         raise typer.Exit(130) from None
@@ -493,11 +422,11 @@ def demo(
     from pacsbridge import demo as demo_module
 
     try:
-        settings = _settings()
+        settings = load_cli_settings()
         folder = data_dir or settings.local.data_dir
         code = demo_module.run(settings, folder, out)
     except PacsBridgeError as exc:
-        _fail(exc)
+        fail(exc)
     except KeyboardInterrupt:
         err.print("Interrupted: the demo stopped.")
         raise typer.Exit(130) from None
@@ -505,173 +434,12 @@ def demo(
 
 
 @app.command()
-def serve(
-    host: Annotated[
-        str | None,
-        typer.Option(
-            "--host", help="Address to listen on (default: server.host).", metavar="H"
-        ),
-    ] = None,
-    port: Annotated[
-        int | None,
-        typer.Option(
-            "--port",
-            help="Port to listen on (default: server.port).",
-            min=1,
-            max=65535,
-            metavar="P",
-        ),
-    ] = None,
-) -> None:
-    """Run the REST API and the workers until Ctrl-C or SIGTERM."""
-    from pacsbridge import service  # the web stack loads for these commands only
-
-    try:
-        settings = _settings()
-        host, port = host or settings.server.host, port or settings.server.port
-        service.run_service(settings, host, port, announce=out.print)
-    except PacsBridgeError as exc:
-        _fail(exc)
-
-
-@app.command()
-def worker() -> None:
-    """Run the workers only (jobs.workers, at least one): for scale-out nodes."""
-    from pacsbridge import service
-
-    try:
-        service.run_workers(_settings(), announce=out.print)
-    except PacsBridgeError as exc:
-        _fail(exc)
-
-
-jobs_app = typer.Typer(
-    help="The jobs of the service's store: list, show, retry, cancel.",
-    no_args_is_help=True,
-)
-app.add_typer(jobs_app, name="jobs")
-JobId = Annotated[str, typer.Argument(help="The job's id.", metavar="ID")]
-AsJson = Annotated[
-    bool, typer.Option("--json", help="Print JSON, as the REST API answers.")
-]
-_JOB_STATES = ("queued", "running", "delivered", "partial", "failed", "cancelled")
-
-
-@jobs_app.command("list")
-def jobs_list(
-    state: Annotated[
-        str | None,
-        typer.Option("--state", help=", ".join(_JOB_STATES) + ".", metavar="S"),
-    ] = None,
-    limit: Annotated[
-        int, typer.Option("--limit", help="At most this many.", min=1, metavar="N")
-    ] = 50,
-    as_json: AsJson = False,
-) -> None:
-    """List jobs, newest first."""
-    from pacsbridge.jobs.store import job_view
-
-    try:
-        if state is not None and state not in _JOB_STATES:
-            raise ConfigError(f"--state is one of {', '.join(_JOB_STATES)}")
-        store = _job_store()
-        views = [job_view(store.job(job.id)) for job in store.jobs(state, limit=limit)]
-    except PacsBridgeError as exc:
-        _fail(exc)
-    if as_json:
-        _print_json(views)
-    else:
-        out.print(_jobs_table(views))
-
-
-@jobs_app.command("show")
-def jobs_show(job_id: JobId, as_json: AsJson = False) -> None:
-    """Show a job: each destination's delivery and each object's state."""
-    from pacsbridge.jobs.store import job_view
-
-    try:
-        view = job_view(_job_store().job(job_id))
-    except PacsBridgeError as exc:
-        _fail(exc)
-    if as_json:
-        _print_json(view)
-        return
-    out.print(f"Job {view['id']}: {view['state']}")
-    out.print(f"Submitted {view['created_at']} by {printable(view['submitted_by'])}")
-    for d in view["deliveries"]:
-        error = f": {d['error']}" if d["error"] else ""
-        line = f"  to {d['destination']}: {d['state']}, {d['attempts']} attempts"
-        out.print(printable(line + error))
-    for number, item in enumerate(view["items"], start=1):
-        error = f": {item['error']}" if item["error"] else ""
-        line = f"  {number}. {item['filename']} ({item['sop_instance_uid']})"
-        out.print(printable(f"{line} {item['state']}{error}"))
-
-
-@jobs_app.command("retry")
-def jobs_retry(job_id: JobId) -> None:
-    """Queue a job's failed and cancelled deliveries again, attempts from zero."""
-    try:
-        changed = _job_store().retry(job_id, _operator())
-    except PacsBridgeError as exc:
-        _fail(exc)
-    if changed:
-        out.print(f"Job {job_id}: {changed} deliveries queued again.")
-    else:
-        out.print(f"Job {job_id}: no failed or cancelled delivery to retry.")
-
-
-@jobs_app.command("cancel")
-def jobs_cancel(job_id: JobId) -> None:
-    """Stop a job's deliveries not yet done (a running one after its object)."""
-    try:
-        changed = _job_store().cancel(job_id, _operator())
-    except PacsBridgeError as exc:
-        _fail(exc)
-    if changed:
-        out.print(f"Job {job_id}: {changed} deliveries cancelled.")
-    else:
-        out.print(f"Job {job_id}: no delivery left to cancel.")
-
-
-def _job_store() -> JobStore:
-    from pacsbridge.service import open_store
-
-    return open_store(_settings())
-
-
-def _jobs_table(views: list[dict[str, Any]]) -> Table:
-    table = Table(title=f"{len(views)} jobs", title_justify="left")
-    for header in ("ID", "Created", "State", "Objects", "Deliveries", "By"):
-        table.add_column(header, overflow="fold")
-    for view in views:
-        deliveries = ", ".join(
-            f"{d['destination']}: {d['state']}" for d in view["deliveries"]
-        )
-        created = view["created_at"][:19].replace("T", " ")
-        cells = (view["id"], created, view["state"], str(len(view["items"])),
-                 deliveries, view["submitted_by"])  # fmt: skip
-        table.add_row(*(Text(printable(cell)) for cell in cells))
-    return table
-
-
-def _print_json(value: object) -> None:
-    utf8 = (sys.stdout.encoding or "").lower().replace("-", "") == "utf8"
-    out.print(json.dumps(value, ensure_ascii=not utf8, indent=2))
-
-
-def _operator() -> str:
-    # The audit's actor on the command line: the account that ran the command.
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):  # no user name in this environment
-        return "cli"
-
-
-@app.command()
 def version() -> None:
     """Print the PacsBridge version."""
     out.print(__version__)
+
+
+cli_service.register(app)
 
 
 def main() -> None:
