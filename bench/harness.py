@@ -4,6 +4,7 @@ measured ``pacsbridge`` runs, its configuration, and the header of their output.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import shutil
@@ -167,3 +168,24 @@ def load_average() -> str:
         return f"{os.getloadavg()[0]:.2f}"
     except OSError:
         return "unknown"
+
+
+def add_common_options(parser: argparse.ArgumentParser) -> None:
+    """--work-dir, --repeat and --no-gnu-time, as every benchmark takes them."""
+    parser.add_argument(
+        "--work-dir",
+        type=Path,
+        default=BENCH / "out",
+        help="where received files go (default: bench/out)",
+    )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="run each measurement N times and keep the fastest (default: 1)",
+    )
+    parser.add_argument(
+        "--no-gnu-time",
+        action="store_true",
+        help="measure peak RSS with getrusage even if GNU time is installed",
+    )

@@ -35,6 +35,7 @@ from harness import (
     PATIENT,
     BenchFailure,
     Setup,
+    add_common_options,
     attempt,
     load_average,
     measure_startup,
@@ -188,23 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--skip-dcmtk", action="store_true", help="leave out img2dcm + storescu"
     )
-    parser.add_argument(
-        "--work-dir",
-        type=Path,
-        default=BENCH / "out",
-        help="where received files go (default: bench/out)",
-    )
-    parser.add_argument(
-        "--repeat",
-        type=int,
-        default=1,
-        help="run each measurement N times and keep the fastest (default: 1)",
-    )
-    parser.add_argument(
-        "--no-gnu-time",
-        action="store_true",
-        help="measure peak RSS with getrusage even if GNU time is installed",
-    )
+    add_common_options(parser)
     args = parser.parse_args(argv)
     if args.count is not None and args.count < 1:
         parser.error("--count must be at least 1")

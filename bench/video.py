@@ -39,6 +39,7 @@ from harness import (
     PATIENT,
     BenchFailure,
     Setup,
+    add_common_options,
     attempt,
     load_average,
     measure_startup,
@@ -400,23 +401,7 @@ def main(argv: list[str] | None = None) -> int:
         default=SPLIT_BYTES,
         help="video.max_object_size for the big file in parts (0: leave it out)",
     )
-    parser.add_argument(
-        "--work-dir",
-        type=Path,
-        default=BENCH / "out",
-        help="where received files go (default: bench/out)",
-    )
-    parser.add_argument(
-        "--repeat",
-        type=int,
-        default=1,
-        help="run each measurement N times and keep the fastest (default: 1)",
-    )
-    parser.add_argument(
-        "--no-gnu-time",
-        action="store_true",
-        help="measure peak RSS with getrusage even if GNU time is installed",
-    )
+    add_common_options(parser)
     args = parser.parse_args(argv)
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")

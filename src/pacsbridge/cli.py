@@ -9,7 +9,6 @@ rejected.
 
 from __future__ import annotations
 
-import datetime as dt
 import io
 import json
 import logging
@@ -144,15 +143,10 @@ def lookup_command(
     try:
         settings = load_cli_settings()
         chosen = _provider(provider)
-        query = lookup.LookupQuery(
-            patient_name=name,
-            patient_id=patient_id,
-            accession_number=accession,
-            modality=modality.upper(),
-            dates=lookup.date_filter(
-                date, settings.lookup.date_range_days, dt.date.today()
-            ),
-        )
+        query = lookup.typed_query(
+            name, patient_id, accession, modality, date,
+            settings.lookup.date_range_days,
+        )  # fmt: skip
         result = lookup.search(settings, query, chosen)
     except PacsBridgeError as exc:
         fail(exc)

@@ -52,6 +52,26 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> Mapping[str, Path]:
     return videos(tmp_path_factory)
 
 
+def write_config(folder: Path, orthanc: Orthanc, extra: str = "") -> Path:
+    """A configuration with Orthanc as destination "archive", data in ``folder``."""
+    config = folder / "pacsbridge.toml"
+    config.write_text(
+        f"""
+[local]
+data_dir = "{folder / "data"}"
+{extra}
+[[destinations]]
+name = "archive"
+kind = "dicom"
+ae_title = "{orthanc.ae_title}"
+host = "127.0.0.1"
+port = {orthanc.dicom_port}
+timeout = 60
+"""
+    )
+    return config
+
+
 def settings_for(tmp_path: Path, orthanc: Orthanc) -> Settings:
     return Settings.model_validate(
         {
@@ -141,20 +161,7 @@ def test_a_video_and_photos_go_as_one_series_from_the_command_line(
 ) -> None:
     photo = tmp_path / "photo.jpg"
     photo.write_bytes(inputs["still.jpg"].read_bytes())
-    config = tmp_path / "pacsbridge.toml"
-    config.write_text(
-        f"""
-[local]
-data_dir = "{tmp_path / "data"}"
-[[destinations]]
-name = "archive"
-kind = "dicom"
-ae_title = "{empty_orthanc.ae_title}"
-host = "127.0.0.1"
-port = {empty_orthanc.dicom_port}
-timeout = 60
-"""
-    )
+    config = write_config(tmp_path, empty_orthanc)
     result = subprocess.run(
         [sys.executable, "-m", "pacsbridge", "--config", str(config), "send",
          str(photo), str(inputs["rotated.mov"]), "--patient-id", "PBV-0002"],
@@ -176,19 +183,7 @@ timeout = 60
 def test_videos_turned_off_are_refused_and_nothing_is_sent(
     inputs: Mapping[str, Path], tmp_path: Path, empty_orthanc: Orthanc
 ) -> None:
-    config = tmp_path / "pacsbridge.toml"
-    config.write_text(
-        f"""
-[video]
-enabled = false
-[[destinations]]
-name = "archive"
-kind = "dicom"
-ae_title = "{empty_orthanc.ae_title}"
-host = "127.0.0.1"
-port = {empty_orthanc.dicom_port}
-"""
-    )
+    config = write_config(tmp_path, empty_orthanc, "[video]\nenabled = false")
     result = subprocess.run(
         [sys.executable, "-m", "pacsbridge", "--config", str(config), "send",
          str(inputs["still.jpg"]), str(inputs["hevc_main.mp4"]),
@@ -283,21 +278,7 @@ def test_a_destination_refusing_the_video_syntax_fails_it_and_still_takes_photos
 def test_a_send_stopped_by_sigterm_leaves_no_video_behind(
     inputs: Mapping[str, Path], tmp_path: Path, empty_orthanc: Orthanc
 ) -> None:
-    config = tmp_path / "pacsbridge.toml"
-    config.write_text(
-        f"""
-[local]
-data_dir = "{tmp_path / "data"}"
-[video]
-preset = "veryslow"
-[[destinations]]
-name = "archive"
-kind = "dicom"
-ae_title = "{empty_orthanc.ae_title}"
-host = "127.0.0.1"
-port = {empty_orthanc.dicom_port}
-"""
-    )
+    config = write_config(tmp_path, empty_orthanc, '[video]\npreset = "veryslow"')
     send = subprocess.Popen(
         [sys.executable, "-m", "pacsbridge", "--config", str(config), "send",
          str(inputs["h264_4k30.mp4"]), "--patient-id", "PBV-0004"],

@@ -8,7 +8,6 @@ log records paths only.
 # No `from __future__ import annotations`: FastAPI reads the routes' annotations,
 # and the dependency aliases they use are local to the router factories.
 
-import datetime as dt
 import logging
 from collections.abc import Callable
 from typing import Annotated, Any
@@ -52,15 +51,10 @@ def peers_router(
         date: str | None = None,
     ) -> list[dict[str, str]]:
         """Patients and orders: worklist entries or existing studies."""
-        query = lookup.LookupQuery(
-            patient_name=name,
-            patient_id=patient_id,
-            accession_number=accession,
-            modality=modality.upper(),
-            dates=lookup.date_filter(
-                date, settings.lookup.date_range_days, dt.date.today()
-            ),
-        )
+        query = lookup.typed_query(
+            name, patient_id, accession, modality, date,
+            settings.lookup.date_range_days,
+        )  # fmt: skip
         result = lookup.search(settings, query, provider)
         if result.truncated:
             response.headers[TRUNCATED_HEADER] = str(settings.lookup.max_results)

@@ -16,7 +16,7 @@ from pacsbridge.config import Settings
 from pacsbridge.context import Order
 from pacsbridge.errors import ConfigError, ContextError, QueryError
 from pacsbridge.lookup import answers, find, queries
-from pacsbridge.lookup.queries import LookupQuery, date_filter
+from pacsbridge.lookup.queries import LookupQuery, date_filter, typed_query
 
 __all__ = [
     "LookupQuery",
@@ -26,6 +26,7 @@ __all__ = [
     "existing_study",
     "order_json",
     "search",
+    "typed_query",
     "worklist_entry",
 ]
 

@@ -87,6 +87,24 @@ def _check_range(dates: str) -> None:
         raise QueryError("--date: the range ends before it begins")
 
 
+def typed_query(
+    name: str,
+    patient_id: str,
+    accession: str,
+    modality: str,
+    date: str | None,
+    range_days: int,
+) -> LookupQuery:
+    """The query for terms a person typed (on the command line or the page)."""
+    return LookupQuery(
+        patient_name=name,
+        patient_id=patient_id,
+        accession_number=accession,
+        modality=modality.upper(),
+        dates=date_filter(date, range_days, dt.date.today()),
+    )
+
+
 def date_filter(text: str | None, range_days: int, today: dt.date) -> str:
     """The dates to send: those typed (``today`` is understood), else the last
     ``range_days`` days up to today, else no filter (``range_days`` 0)."""
