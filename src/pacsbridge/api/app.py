@@ -115,7 +115,9 @@ def _answer_errors(app: FastAPI) -> None:
     async def our_error(_: Request, exc: Exception) -> JSONResponse:
         status = next(code for kind, code in _STATUS.items() if isinstance(exc, kind))
         if status == 500:
-            logger.error("unexpected %s: %s", type(exc).__name__, exc)
+            # The type only: a message may quote a value, and values are
+            # patient data.
+            logger.error("unexpected %s", type(exc).__name__)
         return JSONResponse({"detail": str(exc)}, status)
 
     async def rejected(_: Request, exc: Exception) -> JSONResponse:

@@ -55,9 +55,11 @@ class Worker:
                     if moment - last_cleanup > 60:
                         self.remove_old_originals()
                         last_cleanup = moment
-            except Exception:
+            except Exception as exc:
                 # A store that is briefly unreachable must not end the worker.
-                logger.exception("worker %s: attempt failed", self.name)
+                # The type only: a message may quote a file named after the patient.
+                logger.error("worker %s: attempt failed (%s)", self.name,
+                             type(exc).__name__)  # fmt: skip
                 busy = False
             if not busy:
                 stop.wait(self.settings.jobs.poll_seconds)
@@ -80,7 +82,8 @@ class Worker:
         try:
             error, sent = self._deliver(claim)
         except Exception as exc:  # a bug must fail the attempt, not the worker
-            logger.exception("job %s: delivery attempt crashed", claim.job_id)
+            logger.error("job %s: delivery attempt crashed (%s)", claim.job_id,
+                         type(exc).__name__)  # fmt: skip
             error, sent = f"internal error: {type(exc).__name__}", 0
         finally:
             stop_renewing.set()

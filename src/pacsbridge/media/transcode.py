@@ -437,7 +437,8 @@ def _finish(path: Path, target: Path, failure: str) -> tuple[VideoInfo, UID]:
         _remove([target])
         raise InputRejected(path, f"{failure}: " + "; ".join(problems))
     partial.replace(target)
-    logger.info("wrote %s for %s: %d frames", target.name, path.name, info.frame_count)
+    # No file names: a nurse's file name may be the patient's.
+    logger.info("wrote a video of %d frames", info.frame_count)
     return info, UID(classification.transfer_syntax)
 
 

@@ -168,7 +168,7 @@ def probe(path: Path) -> VideoInfo:
         info = _read_stream(path, container, stream, size)
     finally:
         container.close()
-    logger.debug("probed %s: %s, %d frames", path.name, info.codec, info.frame_count)
+    logger.debug("probed a video: %s, %d frames", info.codec, info.frame_count)
     return info
 
 
