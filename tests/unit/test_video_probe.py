@@ -201,15 +201,16 @@ def test_pcm_is_not_allowed_in_mp4_but_aac_at_48_khz_is(
     assert audio_allowed(aac)
 
 
-def test_metadata_tags_are_never_logged(
+def test_metadata_tags_and_file_names_are_never_logged(
     videos: Mapping[str, Path], caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="pacsbridge")
 
     probe(videos["h264_high_1080p30.mp4"])
 
-    assert "h264_high_1080p30.mp4" in caplog.text  # the probe did log
+    assert "probed a video: h264, 30 frames" in caplog.text  # the probe did log
     assert "Doe" not in caplog.text
+    assert "h264_high_1080p30" not in caplog.text  # a name may be the patient's
 
 
 def _about(path: Path, problem: str) -> str:
