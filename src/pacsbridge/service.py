@@ -25,6 +25,7 @@ from pacsbridge.api import create_app
 from pacsbridge.api.uploads import node_folder, remove_leftovers
 from pacsbridge.config import Settings
 from pacsbridge.errors import ConfigError
+from pacsbridge.jobs import intake
 from pacsbridge.jobs.store import JobStore
 from pacsbridge.jobs.worker import Worker
 
@@ -41,6 +42,16 @@ def open_store(settings: Settings) -> JobStore:
     return JobStore.open(settings.local.database_url, settings.local.data_dir)
 
 
+def _open_for_work(settings: Settings) -> JobStore:
+    # A node that starts working first removes the job folders a killed intake
+    # left without a job.
+    store = open_store(settings)
+    orphans = intake.remove_orphans(store, settings.local.data_dir)
+    if orphans:
+        logger.warning("removed %d job folders no stored job owns", orphans)
+    return store
+
+
 def run_service(
     settings: Settings,
     host: str,
@@ -50,7 +61,7 @@ def run_service(
     """Serve the API on ``host:port`` with ``jobs.workers`` workers until stopped;
     ``announce`` hears where, once the port is taken."""
     tls = _tls_files(settings)
-    store = open_store(settings)
+    store = _open_for_work(settings)
     listener = _listen(host, port)
     uploads_dir = node_folder(settings.local.data_dir, port)
     removed = remove_leftovers(uploads_dir)
@@ -82,7 +93,7 @@ def run_workers(
     settings: Settings, announce: Callable[[str], None] = lambda _: None
 ) -> None:
     """Run ``jobs.workers`` workers (at least one) until SIGTERM or SIGINT."""
-    store = open_store(settings)
+    store = _open_for_work(settings)
     # jobs.workers = 0 keeps `serve` to the API alone; a worker node asked to
     # work still runs one.
     count = max(1, settings.jobs.workers)

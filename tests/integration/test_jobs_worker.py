@@ -7,6 +7,7 @@ recorded as the archive answers. What the archive holds is counted there.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import shutil
 import time
 from collections.abc import Iterator
@@ -18,7 +19,7 @@ from pacsbridge.config import Settings
 from pacsbridge.context import CaptureContext, Patient
 from pacsbridge.demo import sample_photos
 from pacsbridge.errors import ConfigError, InputRejected
-from pacsbridge.jobs.intake import Upload, submit
+from pacsbridge.jobs.intake import Upload, remove_orphans, submit
 from pacsbridge.jobs.store import JobStore, job_view
 from pacsbridge.jobs.worker import Worker
 from tests.peers import Orthanc, StoreSCP, free_port
@@ -268,3 +269,20 @@ def test_a_job_cancelled_while_it_is_sent_stops_after_the_object_on_the_wire(
     assert view["state"] == "cancelled"
     assert [i["state"] for i in view["items"]].count("delivered") == 0
     assert len(storescp_all.files()) == 1
+
+
+def test_a_job_folder_without_a_stored_job_is_removed_once_stale(
+    tmp_path: Path, store: JobStore
+) -> None:
+    settings = settings_for(tmp_path / "data", free_port(), "PACS")
+    kept = submit(store, settings, uploads(tmp_path / "up"), CONTEXT, None, "t")
+    jobs = tmp_path / "data" / "jobs"
+    orphan, fresh = jobs / "killed-before-commit", jobs / "intake-under-way"
+    for folder in (orphan, fresh):
+        (folder / "inputs").mkdir(parents=True)
+    os.utime(orphan, (0, 0))
+    os.utime(jobs / kept, (0, 0))
+
+    assert remove_orphans(store, tmp_path / "data") == 1
+
+    assert sorted(p.name for p in jobs.iterdir()) == sorted([kept, fresh.name])

@@ -9,8 +9,10 @@ file rejects the job: its folder is removed and nothing is queued.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import shutil
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -75,6 +77,8 @@ def submit(
             )  # fmt: skip
         except InputRejected as exc:
             raise _by_client_names(exc, filenames) from None
+        # The 202 promises the files survive a power cut, not only the row.
+        _sync_tree(folder)
         stored = store.create_job(
             job_id,
             submitted_by,
@@ -92,6 +96,43 @@ def submit(
     if stored != job_id:  # the same key won a race: keep the first job only
         shutil.rmtree(folder, ignore_errors=True)
     return stored
+
+
+def remove_orphans(store: JobStore, data_dir: Path, older_than: float = 3600) -> int:
+    """Delete job folders with no job stored: a kill between the move and the
+    commit leaves one. Only folders untouched for ``older_than`` seconds, so an
+    intake under way on another node keeps its own; how many were removed."""
+    jobs = data_dir / "jobs"
+    if not jobs.is_dir():
+        return 0
+    cutoff = time.time() - older_than
+    removed = 0
+    for folder in jobs.iterdir():
+        try:
+            stale = folder.stat().st_mtime < cutoff
+        except OSError:
+            continue
+        if stale and not store.has_job(folder.name):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed += 1
+    return removed
+
+
+def _sync_tree(folder: Path) -> None:
+    # fsync every file, then every folder up to the jobs folder: a rename is
+    # durable only once its directory is.
+    for path in sorted(folder.rglob("*"), key=lambda p: -len(p.parts)):
+        _fsync(path)
+    for path in (folder, folder.parent):
+        _fsync(path)
+
+
+def _fsync(path: Path) -> None:
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 def _move_in(uploads: Sequence[Upload], folder: Path) -> list[tuple[Path, Upload]]:

@@ -114,6 +114,10 @@ class JobStore:
 
     # --- intake -------------------------------------------------------------
 
+    def has_job(self, job_id: str) -> bool:
+        with self.session() as s:
+            return s.get(Job, job_id) is not None
+
     def find_by_idempotency_key(self, key: str) -> str | None:
         with self.session() as s:
             job_id = s.scalar(select(Job.id).where(Job.idempotency_key == key))
