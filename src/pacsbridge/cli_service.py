@@ -184,8 +184,42 @@ def _operator() -> str:
         return "cli"
 
 
+user_app = typer.Typer(help="People who sign in to the page.", no_args_is_help=True)
+
+
+@user_app.command("add")
+def user_add(
+    name: Annotated[str, typer.Argument(help="The user name.", metavar="NAME")],
+    role: Annotated[
+        str, typer.Option("--role", help="clinician or admin.", metavar="ROLE")
+    ],
+    password_stdin: Annotated[
+        bool,
+        typer.Option(
+            "--password-stdin",
+            help="Read the password from the first line of standard input.",
+        ),
+    ] = False,
+) -> None:
+    """Create a user; the password is stored only as an Argon2 hash."""
+    from pacsbridge.jobs.users import add_user
+
+    try:
+        if not password_stdin:
+            raise ConfigError(
+                "give the password on standard input with --password-stdin "
+                "(it never goes on the command line, where others can read it)"
+            )
+        password = sys.stdin.readline().rstrip("\r\n")
+        add_user(_job_store(), name, role, password)
+    except PacsBridgeError as exc:
+        fail(exc)
+    out.print(f"User {name} added as {role}.")
+
+
 def register(app: typer.Typer) -> None:
     """Add the service's commands to ``app``, after the job's own."""
     app.command()(serve)
     app.command()(worker)
     app.add_typer(jobs_app, name="jobs")
+    app.add_typer(user_app, name="user")

@@ -116,3 +116,14 @@ class AuditEvent(Base):
     job_id: Mapped[str | None] = mapped_column(String(32), index=True)
     destination: Mapped[str | None] = mapped_column(String(64))
     detail: Mapped[dict[str, object]] = mapped_column(JSON)
+
+
+class User(Base):
+    """A person who signs in: clinician or admin."""
+
+    __tablename__ = "users"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16))
+    password_hash: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
