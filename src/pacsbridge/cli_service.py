@@ -91,7 +91,7 @@ def jobs_list(
         if state is not None and state not in _JOB_STATES:
             raise ConfigError(f"--state is one of {', '.join(_JOB_STATES)}")
         store = _job_store()
-        views = [job_view(store.job(job.id)) for job in store.jobs(state, limit=limit)]
+        views = [job_view(job) for job in store.jobs(state, limit=limit)]
     except PacsBridgeError as exc:
         fail(exc)
     if as_json:

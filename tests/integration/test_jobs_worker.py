@@ -286,3 +286,17 @@ def test_a_job_folder_without_a_stored_job_is_removed_once_stale(
     assert remove_orphans(store, tmp_path / "data") == 1
 
     assert sorted(p.name for p in jobs.iterdir()) == sorted([kept, fresh.name])
+
+
+def test_a_state_filter_finds_old_jobs_past_the_first_page(store: JobStore) -> None:
+    for number in range(25):  # the oldest first
+        store.create_job(
+            f"job{number:03d}", "t", None, {}, {}, f"jobs/{number}", [], ["pacs"]
+        )
+        time.sleep(0.001)  # distinct creation times
+    store.cancel("job000", "admin")
+
+    [found] = store.jobs(state="cancelled", limit=1)  # reads 10 jobs a page
+
+    assert found.id == "job000"
+    assert [j.id for j in store.jobs(limit=2)] == ["job024", "job023"]

@@ -140,7 +140,7 @@ def jobs_router(
     ) -> list[dict[str, Any]]:
         """Jobs, newest first; only the caller's own unless an admin asks."""
         found = store.jobs(state, _own(caller), limit)
-        return [job_view(store.job(job.id)) for job in found]
+        return [job_view(job) for job in found]
 
     @router.get("/{job_id}")
     def show_job(job_id: str, caller: Caller) -> dict[str, Any]:

@@ -9,6 +9,7 @@ claimed under a lease: a worker that dies holds it only until the lease ends.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -323,19 +324,29 @@ class JobStore:
     def jobs(
         self, state: str | None = None, submitted_by: str | None = None, limit: int = 50
     ) -> list[Job]:
-        """Newest first, with their deliveries, filtered by derived state."""
+        """Newest first, loaded whole (items, deliveries and their outcomes), the
+        ``limit`` newest whose derived state is ``state`` when one is given."""
         query = (
             select(Job)
             .order_by(Job.created_at.desc(), Job.id)
-            .options(selectinload(Job.deliveries))
+            .options(
+                selectinload(Job.items),
+                selectinload(Job.deliveries).selectinload(Delivery.objects),
+            )
         )
         if submitted_by is not None:
             query = query.where(Job.submitted_by == submitted_by)
+        # A job's state is derived from its deliveries, so a state filter reads
+        # page after page until it has found enough or run out of jobs.
+        page = limit if state is None else 10 * limit
+        found: list[Job] = []
         with self.session() as s:
-            found = list(s.scalars(query.limit(limit if state is None else 10 * limit)))
-        if state is not None:
-            found = [job for job in found if job_state(job) == state]
-        return found[:limit]
+            for offset in itertools.count(0, page):
+                batch = list(s.scalars(query.offset(offset).limit(page)))
+                found += [j for j in batch if state is None or job_state(j) == state]
+                if len(found) >= limit or len(batch) < page:
+                    return found[:limit]
+        return found[:limit]  # unreachable: itertools.count never ends
 
     def retry(self, job_id: str, actor: str) -> int:
         """Queue the failed or cancelled deliveries of a job again; how many."""
